@@ -1,0 +1,28 @@
+"""Airflow Assets this provider produces, so downstream DAGs can be scheduled on them.
+
+Validation emits, through the asset alias `llmops_validated`, one asset per validated dataset: name
+`llmops_validated_<dataset>`, URI the dataset's folder in the store. Its event `extra` carries the snapshot id.
+Schedule a DAG on `Asset.ref(name=validated_asset_name("support_tickets"))` or on `validated_alias()`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+VALIDATED_ALIAS = "llmops_validated"
+
+
+def validated_asset_name(dataset: str) -> str:
+    return f"llmops_validated_{dataset}"
+
+
+def validated_alias() -> Any:
+    from airflow.sdk import AssetAlias
+
+    return AssetAlias(name=VALIDATED_ALIAS, group="llmops")
+
+
+def validated_asset(dataset: str, dataset_uri: str) -> Any:
+    from airflow.sdk import Asset
+
+    return Asset(name=validated_asset_name(dataset), uri=dataset_uri, group="llmops")

@@ -1,0 +1,126 @@
+"""`llmops`: run the embedded default, open the UI, install DAG files.
+
+    llmops demo [--source URI] [--dataset NAME]   set up the embedded Airflow and run the pipeline once
+    llmops ui [--port 8080]                       the Airflow UI (airflow standalone) on the embedded default
+    llmops env                                    shell exports of the embedded default: eval "$(llmops env)"
+    llmops dags install DIR                       copy the provider's DAG files into a DAGs folder
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_llmops import embedded
+
+
+def _home(args: argparse.Namespace) -> Path:
+    return Path(args.home).expanduser().resolve() if args.home else embedded.default_home()
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    for key, value in embedded.embedded_env(_home(args), args.port).items():
+        print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+def cmd_dags_install(args: argparse.Namespace) -> int:
+    for path in embedded.install_dag_files(Path(args.directory)):
+        print(path)
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    home = _home(args)
+    env = embedded.embedded_env(home, args.port)
+    embedded.prepare(home, env)
+    print(f"Airflow UI on http://127.0.0.1:{args.port} (AIRFLOW_HOME={env['AIRFLOW_HOME']}); Ctrl-C stops it.", flush=True)
+    airflow = Path(sys.executable).with_name("airflow")
+    os.execve(str(airflow), [str(airflow), "standalone"], {**os.environ, **env})
+    return 0  # not reached
+
+
+def _run_dag(dag_id: str, dags_folder: Path, conf: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(dags_folder))
+    if bag.import_errors:
+        raise SystemExit(f"DAG import errors: {bag.import_errors}")
+    dag = bag.get_dag(dag_id)
+    run = dag.test(run_conf=conf)
+    results = {ti.task_id: {"state": str(ti.state), "xcom": ti.xcom_pull(task_ids=ti.task_id)} for ti in run.get_task_instances()}
+    return str(run.state), results
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    home = _home(args)
+    env = embedded.embedded_env(home)
+    if not args.verbose:
+        env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
+    embedded.apply(env)
+    print(f"[llmops] embedded Airflow under {env['AIRFLOW_HOME']} (SQLite, LocalExecutor); migrating the metadata DB ...", flush=True)
+    embedded.prepare(home, env)
+    conf: dict[str, Any] = {"dataset": args.dataset}
+    if args.source:
+        conf["source_uri"] = args.source
+    print(f"[llmops] running llmops_ingest_validate with {json.dumps(conf)} ...", flush=True)
+    state, results = _run_dag("llmops_ingest_validate", home / "dags", conf)
+    ingest = results.get("ingest", {}).get("xcom") or {}
+    validate = results.get("validate", {}).get("xcom") or {}
+    print()
+    print(f"llmops_ingest_validate: {state}")
+    for task_id, result in results.items():
+        print(f"  {task_id:<10} {result['state']}")
+    if ingest:
+        print(f"snapshot      {ingest['snapshot_uri']}  ({'new' if ingest['created'] else 'already existed'})")
+        print(f"  rows        {ingest['rows_read']} read, {ingest['accepted']} accepted, {ingest['quarantined']} quarantined {ingest['quarantine_reasons'] or ''}")
+        print(f"  quarantine  {ingest['quarantine_uri']}")
+    if validate:
+        print(f"validation    {validate['status']}: {validate['successful']}/{validate['evaluated']} expectations met")
+        print(f"  report      {validate['report_uri']}")
+        for line in validate.get("failed", []):
+            print(f"  failed      {line}")
+    print(f"lineage       {embedded.lineage_file(home)} (OpenLineage events, one JSON per line)")
+    print(f"UI            llmops ui   (then http://127.0.0.1:8080)")
+    return 0 if state.endswith("success") else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmops", description="airflow-provider-llmops command line")
+    parser.add_argument("--home", help="embedded home (default: $LLMOPS_HOME or ./.llmops)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="set up the embedded Airflow and run the pipeline on the sample data")
+    demo.add_argument("--source", help="source URI (default: the shipped reference sample)")
+    demo.add_argument("--dataset", default="support_tickets")
+    demo.add_argument("--verbose", action="store_true", help="show Airflow's task logs")
+    demo.set_defaults(func=cmd_demo)
+
+    ui = sub.add_parser("ui", help="run the Airflow UI and scheduler (airflow standalone) on the embedded default")
+    ui.add_argument("--port", type=int, default=8080)
+    ui.set_defaults(func=cmd_ui)
+
+    env = sub.add_parser("env", help="print the embedded default as shell exports")
+    env.add_argument("--port", type=int, default=8080)
+    env.set_defaults(func=cmd_env)
+
+    dags = sub.add_parser("dags", help="DAG files")
+    dags_sub = dags.add_subparsers(dest="dags_command", required=True)
+    install = dags_sub.add_parser("install", help="copy the provider's DAG files into a DAGs folder")
+    install.add_argument("directory")
+    install.set_defaults(func=cmd_dags_install)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Provider metadata read by Airflow's ProvidersManager (entry point `apache_airflow_provider`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_llmops import __version__
+
+
+def _option(description: str, default: str, example: str | None = None, kind: str = "string") -> dict[str, Any]:
+    return {"description": description, "version_added": "0.1.0", "type": kind, "example": example, "default": default}
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-provider-llmops",
+        "name": "LLMOps",
+        "description": "Operate a language model in production: ingest, validate (Great Expectations), drift, "
+        "retrain, evaluate, promote (MLflow), serve, with OpenLineage lineage and an audit trail.",
+        "versions": [__version__],
+        "integrations": [
+            {"integration-name": "LLMOps", "external-doc-url": "https://pypi.org/project/airflow-provider-llmops/", "tags": ["ml", "llmops"]},
+            {"integration-name": "Great Expectations (core API)", "external-doc-url": "https://docs.greatexpectations.io/", "tags": ["data-quality"]},
+            {"integration-name": "S3-compatible object store", "external-doc-url": "https://docs.aws.amazon.com/s3/", "tags": ["storage"]},
+        ],
+        "operators": [
+            {
+                "integration-name": "LLMOps",
+                "python-modules": ["airflow_provider_llmops.operators.ingest", "airflow_provider_llmops.operators.validate"],
+            }
+        ],
+        "hooks": [
+            {"integration-name": "S3-compatible object store", "python-modules": ["airflow_provider_llmops.hooks.object_store"]},
+        ],
+        "connection-types": [
+            {
+                "connection-type": "llmops_s3",
+                "hook-class-name": "airflow_provider_llmops.hooks.object_store.ObjectStoreHook",
+                "hook-name": "LLMOps object store (S3 / MinIO)",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {"host": "Endpoint URL", "login": "Access key id", "password": "Secret access key"},
+                    "placeholders": {
+                        "host": "http://127.0.0.1:9000 for MinIO; empty for AWS S3",
+                        "login": "AKIA... / minio user",
+                        "password": "secret key (masked)",
+                        "extra": '{"region_name": "us-east-1", "addressing_style": "path"}',
+                    },
+                },
+                "conn-fields": {
+                    "region_name": {"label": "Region", "schema": {"type": ["string", "null"]}},
+                    "addressing_style": {"label": "Addressing style (path or virtual)", "schema": {"type": ["string", "null"], "enum": ["path", "virtual", None]}},
+                },
+            }
+        ],
+        "config": {
+            "llmops": {
+                "description": "Settings of airflow-provider-llmops. Empty values fall back to defaults under [llmops] home.",
+                "options": {
+                    "home": _option("Root of the provider's local state (store, lineage, MLflow files). Empty: $LLMOPS_HOME or $AIRFLOW_HOME/llmops.", "", "/opt/airflow/llmops"),
+                    "store_uri": _option("Dataset store: a local directory or s3://bucket/prefix. Empty: <home>/store.", "", "s3://llmops/store"),
+                    "store_conn_id": _option("llmops_s3 connection used when store_uri is on S3. Empty: boto3's default credentials.", "", "llmops_s3_default"),
+                    "allowed_roots": _option(
+                        "Comma-separated local directories that sources may be read from (symlinks and .. are resolved first). "
+                        "Empty: the shipped sample data and <home>/incoming.",
+                        "",
+                        "/data/incoming,/mnt/shared/tickets",
+                    ),
+                    "allowed_uri_prefixes": _option("Comma-separated prefixes remote sources must start with. Empty: s3://, http://, https://.", "", "s3://tickets-landing/,https://exports.example.com/"),
+                    "max_row_bytes": _option("Rows larger than this many bytes are quarantined as oversized.", "65536", None, "integer"),
+                    "max_source_bytes": _option("Sources larger than this many bytes are refused as a whole.", "1073741824", None, "integer"),
+                },
+            }
+        },
+    }

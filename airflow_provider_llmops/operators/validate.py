@@ -1,0 +1,131 @@
+"""ValidateBatchOperator: a Great Expectations suite against a committed snapshot."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+ON_FAILURE = ("fail", "skip")
+
+
+class ValidateBatchOperator(BaseOperator):
+    """Validate snapshot `snapshot_id` of `dataset` with a Great Expectations 1.x suite.
+
+    Reads: the snapshot's `data.parquet` from the store and the suite (a name from `include/expectations/` or a
+    path to a GX suite JSON file).
+    Writes: the full GX result and a per-expectation digest to `validation.json` beside the snapshot.
+    Decides: on success, emits an asset event for every `AssetAlias` in `outlets` (the validated-dataset asset,
+    with the snapshot id in its extra). On failure, `on_failure="fail"` fails the task with each failed
+    expectation and the report's location; `on_failure="skip"` marks the snapshot rejected in the report and
+    skips downstream tasks.
+    Returns (XCom): status, counts, failed expectations and the report URI.
+    """
+
+    template_fields: Sequence[str] = ("dataset", "snapshot_id", "suite", "on_failure", "store_uri")
+    ui_color = "#eaf7ea"
+
+    def __init__(
+        self,
+        *,
+        dataset: str,
+        snapshot_id: str,
+        suite: str = "support_tickets",
+        on_failure: str = "fail",
+        store_uri: str | None = None,
+        store_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.dataset = dataset
+        self.snapshot_id = snapshot_id
+        self.suite = suite
+        self.on_failure = on_failure
+        self.store_uri = store_uri
+        self.store_conn_id = store_conn_id
+        self._lineage: dict[str, Any] = {}
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from airflow_provider_llmops.assets import validated_asset
+        from airflow_provider_llmops.core.validation import load_suite, validate_frame
+        from airflow_provider_llmops.errors import ConfigurationError, ValidationFailedError
+        from airflow_provider_llmops.operators._common import open_store
+        from airflow_provider_llmops.settings import load_settings
+
+        if self.on_failure not in ON_FAILURE:
+            raise ConfigurationError(f"on_failure must be one of {ON_FAILURE}, got {self.on_failure!r}")
+        settings = load_settings()
+        store = open_store(self.store_uri or settings.store_uri, self.store_conn_id or settings.store_conn_id)
+        ref = store.ref(self.dataset, self.snapshot_id)
+        self._lineage = {"snapshot_uri": ref.uri}
+        suite = load_suite(self.suite)
+        frame = store.read_table(self.dataset, self.snapshot_id).to_pandas()
+        outcome = validate_frame(frame, suite)
+        status = "passed" if outcome.success else ("rejected" if self.on_failure == "skip" else "failed")
+        report_uri = store.write_validation(self.dataset, self.snapshot_id, outcome.report(self.dataset, self.snapshot_id, status))
+        self._lineage.update(outcome=outcome, frame_metrics=_column_metrics(frame))
+        summary = {
+            "dataset": self.dataset,
+            "snapshot_id": self.snapshot_id,
+            "status": status,
+            "success": outcome.success,
+            "evaluated": outcome.evaluated,
+            "successful": outcome.successful,
+            "failed": outcome.failed[:20],
+            "rows": outcome.row_count,
+            "report_uri": report_uri,
+        }
+        self.log.info("suite %s on snapshot %s: %s (%d/%d expectations met); report %s", suite["name"], self.snapshot_id, status, outcome.successful, outcome.evaluated, report_uri)
+        if outcome.success:
+            from airflow.sdk import AssetAlias
+
+            events = context.get("outlet_events")
+            for outlet in self.outlets or []:
+                if isinstance(outlet, AssetAlias) and events is not None:
+                    events[outlet].add(
+                        validated_asset(self.dataset, store.dataset_uri(self.dataset)),
+                        extra={"snapshot_id": self.snapshot_id, "snapshot_uri": ref.uri, "rows": outcome.row_count},
+                    )
+            return summary
+        for line in outcome.failed:
+            self.log.error("failed expectation: %s", line)
+        if self.on_failure == "skip":
+            context["ti"].xcom_push(key="return_value", value=summary)
+            raise AirflowSkipException(
+                f"snapshot {self.snapshot_id} rejected: {len(outcome.failed)} expectation(s) failed; report {report_uri}"
+            )
+        raise ValidationFailedError(self.dataset, self.snapshot_id, outcome.failed, report_uri)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        from airflow_provider_llmops.lineage import facets as F
+
+        uri = self._lineage.get("snapshot_uri")
+        if uri is None:
+            return OperatorLineage()
+        outcome = self._lineage.get("outcome")
+        if outcome is None:
+            return OperatorLineage(inputs=[F.input_dataset(uri)])
+        input_facets = {
+            "dataQualityAssertions": F.data_quality_assertions(outcome.results),
+            "dataQualityMetrics": F.data_quality_metrics(outcome.row_count, self._lineage["frame_metrics"]),
+        }
+        return OperatorLineage(inputs=[F.input_dataset(uri, input_facets=input_facets)])
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        return self.get_openlineage_facets_on_complete(task_instance)
+
+
+def _column_metrics(frame: Any) -> dict[str, dict[str, Any]]:
+    metrics: dict[str, dict[str, Any]] = {}
+    for column in frame.columns:
+        series = frame[column]
+        metrics[str(column)] = {"nullCount": int(series.isna().sum()), "distinctCount": int(series.nunique(dropna=True)), "count": float(series.notna().sum())}
+    return metrics
