@@ -125,6 +125,11 @@ def validate_frame(frame: Any, suite_spec: dict[str, Any]) -> ValidationOutcome:
             )
         except Exception as exc:  # GX raises several types for unknown/invalid expectations
             raise ConfigurationError(f"expectation #{index} ({item.get('type')!r}) of suite {suite_spec['name']!r} is invalid: {exc}") from None
+    if len(suite.expectations) != len(suite_spec["expectations"]):
+        raise ConfigurationError(
+            f"suite {suite_spec['name']!r} lists {len(suite_spec['expectations'])} expectations but Great Expectations "
+            f"kept {len(suite.expectations)}: some are duplicates of each other (GX merges equivalent expectations)"
+        )
     suite = context.suites.add(suite)
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
     gx_result = batch.validate(suite, result_format="SUMMARY").to_json_dict()

@@ -58,6 +58,11 @@ def build_ingest_validate_dag(
         ),
         "file_format": Param(file_format, type="string", enum=["", "jsonl", "csv", "parquet"], description="Empty: guess from the suffix."),
         "column_map": Param(column_map or {}, type="object", description='Source column -> canonical column, e.g. {"body": "text"}.'),
+        "source_conn_id": Param(
+            source_conn_id or "",
+            type="string",
+            description="Connection for the source: an llmops_s3 connection for s3://, basic/bearer auth for http(s)://. Empty: none.",
+        ),
         "suite": Param(suite, type="string", description="Great Expectations suite name (include/expectations/<name>.json) or path."),
         "on_validation_failure": Param(
             on_validation_failure,
@@ -83,7 +88,7 @@ def build_ingest_validate_dag(
             dataset="{{ params.dataset }}",
             file_format="{{ params.file_format }}",
             column_map="{{ params.column_map | tojson }}",
-            source_conn_id=source_conn_id,
+            source_conn_id="{{ params.source_conn_id }}",
             store_uri=store_uri,
             store_conn_id=store_conn_id,
         )

@@ -27,7 +27,7 @@ class IngestBatchOperator(BaseOperator):
     Returns (XCom): a small summary with `snapshot_id`, URIs and row counts.
     """
 
-    template_fields: Sequence[str] = ("source_uri", "dataset", "file_format", "column_map", "metadata_columns", "store_uri")
+    template_fields: Sequence[str] = ("source_uri", "dataset", "file_format", "column_map", "metadata_columns", "source_conn_id", "store_uri")
     template_fields_renderers = {"column_map": "json"}
     ui_color = "#e8f4fd"
 
@@ -51,14 +51,14 @@ class IngestBatchOperator(BaseOperator):
         self.file_format = file_format
         self.column_map = column_map
         self.metadata_columns = metadata_columns
-        self.source_conn_id = source_conn_id
+        self.source_conn_id = source_conn_id or None
         self.store_uri = store_uri
         self.store_conn_id = store_conn_id
         self.max_row_bytes = max_row_bytes
         self._lineage: dict[str, Any] = {}
 
     def _http_headers(self) -> dict[str, str] | None:
-        if not self.source_conn_id:
+        if not self.source_conn_id:  # may be rendered from an empty Param
             return None
         import base64
 
@@ -90,7 +90,7 @@ class IngestBatchOperator(BaseOperator):
             allowed_roots=settings.allowed_roots,
             allowed_uri_prefixes=settings.allowed_uri_prefixes,
             file_format=self.file_format,
-            s3_client=s3_client_for(self.source_conn_id) if remote_s3 else None,
+            s3_client=s3_client_for(self.source_conn_id or None) if remote_s3 else None,
             http_headers=None if remote_s3 else self._http_headers(),
             max_bytes=settings.max_source_bytes,
         )

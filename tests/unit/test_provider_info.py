@@ -1,0 +1,42 @@
+"""The provider's metadata is valid for Airflow and reachable through the entry point."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import airflow
+import jsonschema
+
+from airflow_provider_llmops.get_provider_info import get_provider_info
+
+
+def test_provider_info_matches_airflows_schema():
+    schema = json.loads((Path(airflow.__file__).parent / "provider_info.schema.json").read_text())
+    jsonschema.validate(get_provider_info(), schema)
+
+
+def test_entry_point_is_registered():
+    (ep,) = [ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_llmops")]
+    assert ep.load()()["package-name"] == "airflow-provider-llmops"
+
+
+def test_every_listed_module_and_class_imports():
+    info = get_provider_info()
+    for group in ("operators", "hooks"):
+        for item in info[group]:
+            for module in item["python-modules"]:
+                importlib.import_module(module)
+    for conn in info["connection-types"]:
+        module, _, name = conn["hook-class-name"].rpartition(".")
+        hook = getattr(importlib.import_module(module), name)
+        assert hook.conn_type == conn["connection-type"]
+
+
+def test_config_section_documents_every_setting_the_code_reads():
+    options = get_provider_info()["config"]["llmops"]["options"]
+    source = (Path(__file__).parents[2] / "airflow_provider_llmops" / "settings.py").read_text()
+    read = {line.split('_airflow_option("')[1].split('"')[0] for line in source.splitlines() if '_airflow_option("' in line}
+    assert read == set(options)
