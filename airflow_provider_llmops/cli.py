@@ -40,8 +40,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
     env = embedded.embedded_env(home, args.port)
     embedded.prepare(home, env)
     print(f"Airflow UI on http://127.0.0.1:{args.port} (AIRFLOW_HOME={env['AIRFLOW_HOME']}); Ctrl-C stops it.", flush=True)
-    airflow = Path(sys.executable).with_name("airflow")
-    os.execve(str(airflow), [str(airflow), "standalone"], {**os.environ, **env})
+    bin_dir = Path(sys.executable).parent  # standalone starts its components as `airflow ...` from PATH
+    path = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])
+    os.execve(str(bin_dir / "airflow"), [str(bin_dir / "airflow"), "standalone"], {**os.environ, **env, "PATH": path})
     return 0  # not reached
 
 
@@ -53,8 +54,8 @@ def _run_dag(dag_id: str, dags_folder: Path, conf: dict[str, Any]) -> tuple[str,
         raise SystemExit(f"DAG import errors: {bag.import_errors}")
     dag = bag.get_dag(dag_id)
     run = dag.test(run_conf=conf)
-    results = {ti.task_id: {"state": str(ti.state), "xcom": ti.xcom_pull(task_ids=ti.task_id)} for ti in run.get_task_instances()}
-    return str(run.state), results
+    results = {ti.task_id: {"state": str(getattr(ti.state, "value", ti.state)), "xcom": ti.xcom_pull(task_ids=ti.task_id)} for ti in run.get_task_instances()}
+    return str(getattr(run.state, "value", run.state)), results
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -87,7 +88,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"  failed      {line}")
     print(f"lineage       {embedded.lineage_file(home)} (OpenLineage events, one JSON per line)")
     print(f"UI            llmops ui   (then http://127.0.0.1:8080)")
-    return 0 if state.endswith("success") else 1
+    return 0 if state == "success" else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
