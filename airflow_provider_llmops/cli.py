@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,13 @@ def cmd_ui(args: argparse.Namespace) -> int:
     path = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])
     os.execve(str(bin_dir / "airflow"), [str(bin_dir / "airflow"), "standalone"], {**os.environ, **env, "PATH": path})
     return 0  # not reached
+
+
+def _command_path(name: str) -> str:
+    """How to call one of this environment's console scripts (a full path unless it is on PATH)."""
+    candidate = Path(sys.executable).with_name(name)
+    on_path = shutil.which(name)
+    return name if on_path and Path(on_path).resolve() == candidate.resolve() else str(candidate)
 
 
 def _run_dag(dag_id: str, dags_folder: Path, conf: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -87,7 +95,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for line in validate.get("failed", []):
             print(f"  failed      {line}")
     print(f"lineage       {embedded.lineage_file(home)} (OpenLineage events, one JSON per line)")
-    print(f"UI            llmops ui   (then http://127.0.0.1:8080)")
+    print(f"UI            {_command_path('llmops')} ui   (then http://127.0.0.1:8080)")
     return 0 if state == "success" else 1
 
 
