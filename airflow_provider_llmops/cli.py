@@ -66,7 +66,38 @@ def _run_dag(dag_id: str, dags_folder: Path, conf: dict[str, Any]) -> tuple[str,
     return str(getattr(run.state, "value", run.state)), results
 
 
+def _print_ingest(results: dict[str, Any]) -> None:
+    ingest = results.get("ingest", {}).get("xcom") or {}
+    validate = results.get("validate", {}).get("xcom") or {}
+    if ingest:
+        print(f"  snapshot    {ingest['snapshot_uri']}  ({'new' if ingest['created'] else 'already existed'})")
+        print(f"  rows        {ingest['rows_read']} read, {ingest['accepted']} accepted, {ingest['quarantined']} quarantined {ingest['quarantine_reasons'] or ''}")
+        print(f"  quarantine  {ingest['quarantine_uri']}")
+    if validate:
+        print(f"  validation  {validate['status']}: {validate['successful']}/{validate['evaluated']} expectations met")
+        print(f"  report      {validate['report_uri']}")
+        for line in validate.get("failed", []):
+            print(f"  failed      {line}")
+
+
+def _print_drift(results: dict[str, Any]) -> None:
+    drift = results.get("score_drift", {}).get("xcom") or {}
+    if not drift:
+        return
+    top = ", ".join(f"{f['feature']} psi={f['psi']:.3f}" for f in drift["top_features"][:3])
+    print(f"  verdict     {drift['verdict'].upper()}  drifting: {', '.join(drift['drifting_features']) or 'none'}")
+    print(f"  top         {top}")
+    if drift.get("embedding"):
+        e = drift["embedding"]
+        print(f"  embedding   {'drift' if e['drift'] else 'no drift'}: centroid distance {e['centroid_cosine_distance']:.3f}, MMD p={e['mmd_pvalue']:.3f}, domain AUC {e['domain_auc']:.3f}")
+    branch = "request_retrain" if results.get("request_retrain", {}).get("state") == "success" else "no_drift"
+    print(f"  branch      {branch}")
+    print(f"  report      {drift['html_uri']}")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    from airflow_provider_llmops.resources import sample_data_dir
+
     home = _home(args)
     env = embedded.embedded_env(home)
     if not args.verbose:
@@ -74,29 +105,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
     embedded.apply(env)
     print(f"[llmops] embedded Airflow under {env['AIRFLOW_HOME']} (SQLite, LocalExecutor); migrating the metadata DB ...", flush=True)
     embedded.prepare(home, env)
-    conf: dict[str, Any] = {"dataset": args.dataset}
-    if args.source:
-        conf["source_uri"] = args.source
-    print(f"[llmops] running llmops_ingest_validate with {json.dumps(conf)} ...", flush=True)
-    state, results = _run_dag("llmops_ingest_validate", home / "dags", conf)
-    ingest = results.get("ingest", {}).get("xcom") or {}
-    validate = results.get("validate", {}).get("xcom") or {}
-    print()
-    print(f"llmops_ingest_validate: {state}")
-    for task_id, result in results.items():
-        print(f"  {task_id:<10} {result['state']}")
-    if ingest:
-        print(f"snapshot      {ingest['snapshot_uri']}  ({'new' if ingest['created'] else 'already existed'})")
-        print(f"  rows        {ingest['rows_read']} read, {ingest['accepted']} accepted, {ingest['quarantined']} quarantined {ingest['quarantine_reasons'] or ''}")
-        print(f"  quarantine  {ingest['quarantine_uri']}")
-    if validate:
-        print(f"validation    {validate['status']}: {validate['successful']}/{validate['evaluated']} expectations met")
-        print(f"  report      {validate['report_uri']}")
-        for line in validate.get("failed", []):
-            print(f"  failed      {line}")
+    samples = sample_data_dir()
+    sources = [args.source] if args.source else [str(samples / f) for f in ("tickets_reference.jsonl", "tickets_batch_same.jsonl", "tickets_batch_drift.jsonl")]
+    failures = 0
+    snapshots: list[tuple[str, str]] = []
+    for source in sources:
+        conf = {"dataset": args.dataset, "source_uri": source}
+        print(f"[llmops] llmops_ingest_validate on {Path(source).name} ...", flush=True)
+        state, results = _run_dag("llmops_ingest_validate", home / "dags", conf)
+        print(f"llmops_ingest_validate ({Path(source).name}): {state}")
+        _print_ingest(results)
+        failures += state != "success"
+        validate = results.get("validate", {}).get("xcom") or {}
+        if validate.get("status") == "passed":
+            snapshots.append((Path(source).name, validate["snapshot_id"]))
+    if not args.no_drift:
+        # the first validated snapshot of the dataset is the reference; score every later batch against it
+        for name, snapshot_id in snapshots[1:] if len(snapshots) > 1 else snapshots:
+            print(f"[llmops] llmops_drift on {name} ...", flush=True)
+            state, results = _run_dag("llmops_drift", home / "dags", {"dataset": args.dataset, "snapshot_id": snapshot_id})
+            print(f"llmops_drift ({name}): {state}")
+            _print_drift(results)
+            failures += state != "success"
     print(f"lineage       {embedded.lineage_file(home)} (OpenLineage events, one JSON per line)")
+    print(f"metrics       {home / 'metrics'} (Prometheus textfiles; set [llmops] pushgateway_url to push)")
     print(f"UI            {_command_path('llmops')} ui   (then http://127.0.0.1:8080)")
-    return 0 if state == "success" else 1
+    return 0 if failures == 0 else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,9 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="set up the embedded Airflow and run the pipeline on the sample data")
-    demo.add_argument("--source", help="source URI (default: the shipped reference sample)")
+    demo.add_argument("--source", help="one source URI (default: the shipped reference, same-distribution and drifted samples)")
     demo.add_argument("--dataset", default="support_tickets")
     demo.add_argument("--verbose", action="store_true", help="show Airflow's task logs")
+    demo.add_argument("--no-drift", action="store_true", help="only ingest and validate")
     demo.set_defaults(func=cmd_demo)
 
     ui = sub.add_parser("ui", help="run the Airflow UI and scheduler (airflow standalone) on the embedded default")

@@ -26,7 +26,11 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "LLMOps",
-                "python-modules": ["airflow_provider_llmops.operators.ingest", "airflow_provider_llmops.operators.validate"],
+                "python-modules": [
+                    "airflow_provider_llmops.operators.ingest",
+                    "airflow_provider_llmops.operators.validate",
+                    "airflow_provider_llmops.operators.drift",
+                ],
             }
         ],
         "hooks": [
@@ -69,6 +73,7 @@ def get_provider_info() -> dict[str, Any]:
                     "allowed_uri_prefixes": _option("Comma-separated prefixes remote sources must start with. Empty: s3://, http://, https://.", "", "s3://tickets-landing/,https://exports.example.com/"),
                     "max_row_bytes": _option("Rows larger than this many bytes are quarantined as oversized.", "65536", None, "integer"),
                     "max_source_bytes": _option("Sources larger than this many bytes are refused as a whole.", "1073741824", None, "integer"),
+                    "pushgateway_url": _option("Prometheus Pushgateway to push metrics to (e.g. 127.0.0.1:9091). Empty: no push; metrics are still written to <home>/metrics/*.prom.", "", "127.0.0.1:9091"),
                 },
             }
         },

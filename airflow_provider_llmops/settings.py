@@ -47,6 +47,7 @@ class Settings:
     allowed_uri_prefixes: tuple[str, ...]
     max_row_bytes: int
     max_source_bytes: int
+    pushgateway_url: str | None
 
 
 def load_settings() -> Settings:
@@ -61,4 +62,5 @@ def load_settings() -> Settings:
         allowed_uri_prefixes=tuple(prefixes),
         max_row_bytes=int(_airflow_option("max_row_bytes") or 65536),
         max_source_bytes=int(_airflow_option("max_source_bytes") or 1 << 30),
+        pushgateway_url=_airflow_option("pushgateway_url") or None,
     )

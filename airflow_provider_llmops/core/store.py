@@ -26,6 +26,8 @@ DATA_FILE = "data.parquet"
 QUARANTINE_FILE = "quarantine.jsonl"
 MANIFEST_FILE = "manifest.json"
 VALIDATION_FILE = "validation.json"
+PROFILE_MARKER = "profile.json"
+PROFILE_FILES = ("token_seen.npy", "embedding_sample.npy", PROFILE_MARKER)
 
 _DATASET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _SNAPSHOT_RE = re.compile(r"^[0-9a-f]{16,64}$")
@@ -80,7 +82,7 @@ class _LocalBackend:
             return []
         return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
 
-    def commit(self, prefix: str, files: dict[str, bytes]) -> bool:
+    def commit(self, prefix: str, files: dict[str, bytes], marker: str = MANIFEST_FILE) -> bool:
         final = self.root / prefix
         staging = final.parent / ".staging" / f"{final.name}.{uuid.uuid4().hex}"
         staging.mkdir(parents=True)
@@ -93,7 +95,7 @@ class _LocalBackend:
             try:
                 os.rename(staging, final)
             except OSError:
-                if (final / MANIFEST_FILE).is_file():
+                if (final / marker).is_file():
                     return False  # a concurrent writer committed the same content first
                 raise
             return True
@@ -137,13 +139,13 @@ class _S3Backend:
             names.extend(p["Prefix"][len(full) :].rstrip("/") for p in page.get("CommonPrefixes", []))
         return sorted(n for n in names if n and not n.startswith("."))
 
-    def commit(self, prefix: str, files: dict[str, bytes]) -> bool:
-        if self.exists(f"{prefix}/{MANIFEST_FILE}"):
+    def commit(self, prefix: str, files: dict[str, bytes], marker: str = MANIFEST_FILE) -> bool:
+        if self.exists(f"{prefix}/{marker}"):
             return False
         for name, data in files.items():
-            if name != MANIFEST_FILE:
+            if name != marker:
                 self.put(f"{prefix}/{name}", data)
-        self.put(f"{prefix}/{MANIFEST_FILE}", files[MANIFEST_FILE])  # the commit point
+        self.put(f"{prefix}/{marker}", files[marker])  # the commit point
         return True
 
 
@@ -241,11 +243,55 @@ class DatasetStore:
         raw = self._backend.get(f"{self._require(dataset, snapshot_id)}/{QUARANTINE_FILE}")
         return [json.loads(line) for line in raw.decode("utf-8").splitlines() if line]
 
+    def write_beside(self, dataset: str, snapshot_id: str, name: str, data: bytes) -> str:
+        """Store (or atomically replace) a report file beside a committed snapshot; returns its URI."""
+        if name in (DATA_FILE, QUARANTINE_FILE, MANIFEST_FILE) or "/" in name:
+            raise ConfigurationError(f"{name!r} cannot be written beside a snapshot: snapshot files are immutable")
+        prefix = self._require(dataset, snapshot_id)
+        self._backend.put(f"{prefix}/{name}", data)
+        return self._backend.uri(f"{prefix}/{name}")
+
     def write_validation(self, dataset: str, snapshot_id: str, report: dict[str, Any]) -> str:
         """Store (or replace) the validation report beside a committed snapshot; returns its URI."""
+        return self.write_beside(dataset, snapshot_id, VALIDATION_FILE, json.dumps(report, indent=2, default=str).encode("utf-8"))
+
+    def data_source(self, dataset: str, snapshot_id: str) -> str | bytes:
+        """The snapshot's Parquet data to stream: a local path, or the bytes of an S3 object."""
         prefix = self._require(dataset, snapshot_id)
-        self._backend.put(f"{prefix}/{VALIDATION_FILE}", json.dumps(report, indent=2, default=str).encode("utf-8"))
-        return self._backend.uri(f"{prefix}/{VALIDATION_FILE}")
+        if isinstance(self._backend, _LocalBackend):
+            return str(self._backend.path(f"{prefix}/{DATA_FILE}"))
+        return self._backend.get(f"{prefix}/{DATA_FILE}")
+
+    # --- reference profiles: <store>/profiles/<dataset>/<snapshot_id>/, committed by profile.json ---------
+
+    def _profile_prefix(self, dataset: str, snapshot_id: str) -> str:
+        return f"profiles/{check_dataset_name(dataset)}/{check_snapshot_id(snapshot_id)}"
+
+    def profile_uri(self, dataset: str, snapshot_id: str) -> str:
+        return self._backend.uri(self._profile_prefix(dataset, snapshot_id))
+
+    def has_profile(self, dataset: str, snapshot_id: str) -> bool:
+        return self._backend.exists(f"{self._profile_prefix(dataset, snapshot_id)}/{PROFILE_MARKER}")
+
+    def commit_profile(self, dataset: str, snapshot_id: str, files: dict[str, bytes]) -> bool:
+        return self._backend.commit(self._profile_prefix(dataset, snapshot_id), files, marker=PROFILE_MARKER)
+
+    def fetch_profile(self, dataset: str, snapshot_id: str, cache_dir: Path) -> Path:
+        """A local directory holding the committed profile (the store's own folder when it is local)."""
+        prefix = self._profile_prefix(dataset, snapshot_id)
+        if isinstance(self._backend, _LocalBackend):
+            return self._backend.path(prefix)
+        target = cache_dir / prefix
+        if not (target / PROFILE_MARKER).is_file():
+            target.mkdir(parents=True, exist_ok=True)
+            for name in PROFILE_FILES:
+                key = f"{prefix}/{name}"
+                if self._backend.exists(key):
+                    (target / name).write_bytes(self._backend.get(key))
+        return target
+
+    def list_all_snapshots(self) -> dict[str, list[str]]:
+        return {dataset: self.list_snapshots(dataset) for dataset in self._backend.list_dirs("snapshots")}
 
     def read_validation(self, dataset: str, snapshot_id: str) -> dict[str, Any] | None:
         key = f"{self._require(dataset, snapshot_id)}/{VALIDATION_FILE}"

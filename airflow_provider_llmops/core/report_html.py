@@ -1,0 +1,71 @@
+"""A self-contained HTML page for a drift report: verdicts, rules and per-feature histograms (inline SVG)."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem;color:#1d2330;max-width:1100px}
+h1{font-size:1.4rem} h2{font-size:1.1rem;margin-top:2rem} table{border-collapse:collapse}
+td,th{padding:.25rem .6rem;border-bottom:1px solid #e3e6ec;text-align:left;font-size:.9rem}
+.drift{color:#b3261e;font-weight:600} .ok{color:#1b7a35} .muted{color:#667085;font-size:.85rem}
+.feature{margin-top:1.5rem} svg text{font-size:10px;fill:#1d2330}
+.legend span{display:inline-block;width:10px;height:10px;margin:0 .3rem 0 1rem}
+"""
+
+
+def _bars(bins: list[str], reference: list[float], current: list[float]) -> str:
+    width, height, pad = 900, 170, 30
+    n = max(len(bins), 1)
+    slot = (width - pad) / n
+    top = max(max(reference, default=0), max(current, default=0), 1e-9)
+    parts = [f'<svg width="{width}" height="{height + 40}" role="img">']
+    for i, (label, r, c) in enumerate(zip(bins, reference, current)):
+        x = pad + i * slot
+        for j, (value, colour) in enumerate(((r, "#7f8ea3"), (c, "#d9822b"))):
+            h = height * value / top
+            parts.append(f'<rect x="{x + j * slot * 0.42 + slot * 0.08:.1f}" y="{height - h:.1f}" width="{slot * 0.4:.1f}" height="{h:.1f}" fill="{colour}"><title>{html.escape(label)}: {value:.3%}</title></rect>')
+        short = label if len(label) <= 14 else label[:13] + "…"
+        parts.append(f'<text x="{x + slot / 2:.1f}" y="{height + 14}" text-anchor="middle">{html.escape(short)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render(report: dict[str, Any], title: str) -> str:
+    verdict = report["verdict"]
+    css = "drift" if report["drift"] else "ok"
+    rows = []
+    for name, feature in report["features"].items():
+        scores, decision = feature["scores"], feature["verdict"]
+        rows.append(
+            f"<tr><td>{html.escape(name)}</td><td>{scores['psi']:.4f}</td><td>{feature['psi_band']}</td><td>{scores['js']:.4f}</td>"
+            f"<td>{scores['kl']:.4f}</td><td>{scores['kl_symmetric']:.4f}</td>"
+            f"<td class=\"{'drift' if decision['drift'] else 'ok'}\">{'drift' if decision['drift'] else 'ok'}</td>"
+            f"<td class=\"muted\">{html.escape(decision['rule'])}</td></tr>"
+        )
+    charts = []
+    for name, feature in report["features"].items():
+        hist = feature["histogram"]
+        charts.append(f'<div class="feature"><h3>{html.escape(name)} <span class="muted">({feature["kind"]}, {feature["rows"]} rows)</span></h3>{_bars(hist["bins"], hist["reference"], hist["current"])}</div>')
+    embedding = report.get("embedding")
+    embedding_html = "<p class=\"muted\">not computed</p>"
+    if embedding:
+        embedding_html = (
+            f"<p class=\"{'drift' if embedding['drift'] else 'ok'}\">{'drift' if embedding['drift'] else 'no drift'}: {html.escape(embedding['rule'])}</p>"
+            f"<p>centroid cosine distance {embedding['centroid_cosine_distance']:.4f} · MMD² {embedding['mmd2']:.5f} · "
+            f"permutation p {embedding['mmd_pvalue']:.4f} · domain classifier AUC {embedding['domain_auc']:.3f} · {embedding['rows']} current texts · {html.escape(str(embedding.get('model', '')))}</p>"
+        )
+    rules = report["rules"]
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>
+<h1>{html.escape(title)}: <span class="{css}">{verdict}</span></h1>
+<p>{report['rows']} rows scored against reference profile <code>{html.escape(report['reference']['profile_id'])}</code>
+({report['reference']['rows']} reference rows). Verdict statistic <b>{rules['statistic']}</b>, mode <b>{rules['mode']}</b>:
+a feature drifts when it exceeds its fixed threshold and/or the calibrated threshold (mean + {rules['sigmas']:g}σ of the statistic
+between the reference and {rules['draws']} samples of this batch's size drawn from it). Empty bins are smoothed with ε = {rules['epsilon']:g}.</p>
+<p>Drifting features: <b>{html.escape(', '.join(report['drifting_features']) or 'none')}</b> · share of words unseen in training: {report['batch']['word_oov_share']:.2%}</p>
+<table><tr><th>feature</th><th>PSI</th><th>band</th><th>JS distance</th><th>KL(ref‖cur)</th><th>KL symmetric</th><th>verdict</th><th>rule</th></tr>{''.join(rows)}</table>
+<h2>Embedding drift</h2>{embedding_html}
+<h2>Histograms</h2><p class="legend"><span style="background:#7f8ea3"></span>reference<span style="background:#d9822b"></span>current</p>
+{''.join(charts)}
+</body></html>"""

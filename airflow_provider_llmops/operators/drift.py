@@ -1,0 +1,148 @@
+"""DriftScoreOperator: a validated snapshot against the reference profile of the training data."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class DriftScoreOperator(BaseOperator):
+    """Score snapshot `snapshot_id` of `dataset` for drift.
+
+    Reads: the snapshot's data and a reference profile. An empty `snapshot_id` means the snapshot of the asset
+    event that triggered the run, else the latest snapshot of `dataset` that passed validation. The reference is the champion model's profile once models
+    exist; until then it is the profile of `reference_snapshot_id` (of `reference_dataset`, default `dataset`), or
+    of the earliest snapshot of that dataset that passed validation. A missing profile is built once from the
+    reference snapshot and stored under `<store>/profiles/`; scoring never re-reads the reference data.
+    Writes: `drift.json` and `drift.html` (per-feature histograms) beside the snapshot; Prometheus gauges
+    (pushed to `[llmops] pushgateway_url` when set, and written to `<home>/metrics/`).
+    Decides: the drift verdict, per feature (PSI by default, fixed AND size-calibrated threshold) and for the
+    embeddings (MMD permutation test and domain-classifier AUC).
+    Returns (XCom): verdict, drifting and top features with their scores, report URIs.
+    """
+
+    template_fields: Sequence[str] = ("dataset", "snapshot_id", "reference_dataset", "reference_snapshot_id", "statistic", "mode", "store_uri")
+    ui_color = "#fff4e5"
+
+    def __init__(
+        self,
+        *,
+        dataset: str,
+        snapshot_id: str = "",
+        reference_dataset: str | None = None,
+        reference_snapshot_id: str | None = None,
+        statistic: str = "psi",
+        mode: str = "both",
+        thresholds: dict[str, float] | None = None,
+        embeddings: bool = True,
+        embedding_sample: int = 1000,
+        text_column: str = "text",
+        label_column: str | None = "label",
+        model_dir: str | None = None,
+        store_uri: str | None = None,
+        store_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.dataset = dataset
+        self.snapshot_id = snapshot_id
+        self.reference_dataset = reference_dataset
+        self.reference_snapshot_id = reference_snapshot_id
+        self.statistic = statistic
+        self.mode = mode
+        self.thresholds = thresholds
+        self.embeddings = embeddings
+        self.embedding_sample = embedding_sample
+        self.text_column = text_column
+        self.label_column = label_column
+        self.model_dir = model_dir
+        self.store_uri = store_uri
+        self.store_conn_id = store_conn_id
+        self._lineage: dict[str, Any] = {}
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_llmops.core import drift as D
+        from airflow_provider_llmops.core.drift_job import (
+            ProfileSettings,
+            ensure_profile,
+            latest_passed,
+            resolve_reference,
+            score_snapshot,
+            summary,
+        )
+        from airflow_provider_llmops.core.metrics import drift_registry, export
+        from airflow_provider_llmops.core.profile import ScoreOptions
+        from airflow_provider_llmops.operators._common import open_store
+        from airflow_provider_llmops.settings import load_settings
+
+        settings = load_settings()
+        store = open_store(self.store_uri or settings.store_uri, self.store_conn_id or settings.store_conn_id)
+        self.snapshot_id = self.snapshot_id or _triggering_snapshot(context, self.dataset) or latest_passed(store, self.dataset)
+        ref = store.ref(self.dataset, self.snapshot_id)
+        self._lineage = {"snapshot_uri": ref.uri}
+        ref_dataset, ref_snapshot = resolve_reference(store, self.dataset, self.reference_dataset or None, self.reference_snapshot_id or None)
+        profile_settings = ProfileSettings(self.text_column, self.label_column, self.model_dir, self.embedding_sample if self.embeddings else 0)
+        profile, built = ensure_profile(store, ref_dataset, ref_snapshot, settings.home / "cache", profile_settings)
+        self.log.info("reference profile %s of %s/%s (%s)", profile.profile_id, ref_dataset, ref_snapshot, "built now" if built else "reused")
+        thresholds = {**D.DEFAULT_THRESHOLDS, **(self.thresholds or {})}
+        options = ScoreOptions(
+            rules=D.DriftRules(statistic=self.statistic, mode=self.mode, thresholds=tuple(thresholds.items())),
+            embeddings=self.embeddings,
+            embedding_sample=self.embedding_sample,
+        )
+        report, json_uri, html_uri = score_snapshot(store, self.dataset, self.snapshot_id, profile, options)
+        self._lineage.update(report=report, profile_uri=store.profile_uri(ref_dataset, ref_snapshot))
+        for name, feature in report["features"].items():
+            self.log.info("%-16s psi=%.4f js=%.4f kl=%.4f %s | %s", name, feature["scores"]["psi"], feature["scores"]["js"], feature["scores"]["kl"], "DRIFT" if feature["verdict"]["drift"] else "ok", feature["verdict"]["rule"])
+        if report.get("embedding"):
+            self.log.info("embedding: %s", report["embedding"]["rule"])
+        self.log.info("verdict %s for %s/%s; report %s", report["verdict"], self.dataset, self.snapshot_id, html_uri)
+        metrics = export(
+            drift_registry(report, self.dataset),
+            job="llmops_drift",
+            grouping={"dataset": self.dataset},
+            pushgateway_url=settings.pushgateway_url,
+            textfile=settings.home / "metrics" / f"llmops_drift_{self.dataset}.prom",
+        )
+        result = summary(report, json_uri, html_uri)
+        result["metrics_pushed"] = metrics["pushed"]
+        return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        from airflow_provider_llmops.lineage import facets as F
+        from airflow_provider_llmops.lineage.custom_facets import drift_run_facet
+
+        uri = self._lineage.get("snapshot_uri")
+        if uri is None:
+            return OperatorLineage()
+        inputs = [F.input_dataset(uri)]
+        report = self._lineage.get("report")
+        if report is None:
+            return OperatorLineage(inputs=inputs)
+        inputs.append(F.input_dataset(self._lineage["profile_uri"]))
+        return OperatorLineage(inputs=inputs, run_facets={"llmopsDrift": drift_run_facet(report)})
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        return self.get_openlineage_facets_on_complete(task_instance)
+
+
+def _triggering_snapshot(context: Any, dataset: str) -> str | None:
+    """The snapshot id carried by the validated-dataset asset event that triggered this run, if any."""
+    from airflow_provider_llmops.assets import validated_asset_name
+
+    events = context.get("triggering_asset_events") if hasattr(context, "get") else None
+    found = None
+    for key in events or {}:
+        for event in events[key]:
+            name = getattr(getattr(event, "asset", None), "name", None) or getattr(key, "name", None)
+            extra = getattr(event, "extra", None) or {}
+            if name == validated_asset_name(dataset) and extra.get("snapshot_id"):
+                found = extra["snapshot_id"]
+    return found
