@@ -133,6 +133,51 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if failures == 0 else 1
 
 
+def cmd_drift(args: argparse.Namespace) -> int:
+    """Exit 0: no drift; 1: drift; 2: bad input (the message says what and where)."""
+    from airflow_provider_llmops.core import drift as D
+    from airflow_provider_llmops.core.batches import iter_chunks
+    from airflow_provider_llmops.core.profile import ReferenceProfile, ScoreOptions, build_profile, score
+    from airflow_provider_llmops.core.report_html import render
+    from airflow_provider_llmops.errors import LLMOpsError
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    try:
+        for path in (args.reference, args.current):
+            if not Path(path).exists():
+                raise LLMOpsError(f"{path}: does not exist")
+        reference = Path(args.reference)
+        if reference.is_dir():
+            profile = ReferenceProfile.load(reference)
+        else:
+            profile = build_profile(
+                lambda: iter_chunks(str(reference), args.reference_format),
+                text_column=args.text_column,
+                label_column=args.label_column or None,
+                embedding_sample=0 if args.no_embeddings else args.embedding_sample,
+                model_dir=args.model_dir,
+            )
+        if args.save_profile:
+            profile.save(args.save_profile)
+        options = ScoreOptions(
+            rules=D.DriftRules(statistic=args.statistic, mode=args.mode),
+            embeddings=not args.no_embeddings,
+            embedding_sample=args.embedding_sample,
+        )
+        report = score(profile, iter_chunks(args.current, args.current_format), options)
+    except (LLMOpsError, ValueError, OSError) as exc:
+        print(f"llmops drift: bad input: {exc}", file=sys.stderr)
+        return 2
+    report["current"] = str(args.current)
+    text = render(report, f"Drift of {Path(args.current).name}") if args.format == "html" else json.dumps(report, indent=1, allow_nan=False)
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        print(text)
+    print(f"llmops drift: {report['verdict']} ({', '.join(report['drifting_features']) or 'no drifting feature'})", file=sys.stderr)
+    return 1 if report["drift"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmops", description="airflow-provider-llmops command line")
     parser.add_argument("--home", help="embedded home (default: $LLMOPS_HOME or ./.llmops)")
@@ -152,6 +197,23 @@ def build_parser() -> argparse.ArgumentParser:
     env = sub.add_parser("env", help="print the embedded default as shell exports")
     env.add_argument("--port", type=int, default=8080)
     env.set_defaults(func=cmd_env)
+
+    drift = sub.add_parser("drift", help="score two files for drift without Airflow (exit 0 no drift, 1 drift, 2 bad input)")
+    drift.add_argument("--reference", required=True, help="reference JSONL/CSV/Parquet file, or a saved profile directory")
+    drift.add_argument("--current", required=True, help="current JSONL/CSV/Parquet file")
+    drift.add_argument("--text-column", default="text")
+    drift.add_argument("--label-column", default="label", help="empty to ignore labels")
+    drift.add_argument("--format", choices=["json", "html"], default="json")
+    drift.add_argument("--out", help="write the report here instead of stdout")
+    drift.add_argument("--statistic", choices=list(("psi", "js", "kl", "kl_symmetric")), default="psi")
+    drift.add_argument("--mode", choices=["both", "fixed", "calibrated"], default="both")
+    drift.add_argument("--no-embeddings", action="store_true", help="skip embedding drift (no model load)")
+    drift.add_argument("--embedding-sample", type=int, default=1000)
+    drift.add_argument("--model-dir", help="tokenizer/encoder checkpoint (default: the packaged all-MiniLM-L6-v2)")
+    drift.add_argument("--save-profile", help="also save the reference profile to this directory")
+    drift.add_argument("--reference-format", choices=["jsonl", "csv", "parquet"])
+    drift.add_argument("--current-format", choices=["jsonl", "csv", "parquet"])
+    drift.set_defaults(func=cmd_drift)
 
     dags = sub.add_parser("dags", help="DAG files")
     dags_sub = dags.add_subparsers(dest="dags_command", required=True)

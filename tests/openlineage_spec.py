@@ -16,13 +16,14 @@ import jsonschema
 from referencing import Registry, Resource
 
 SPEC_DIR = Path(__file__).parent / "spec" / "openlineage"
-EXTRA_SCHEMA_DIRS: list[Path] = []
+# the provider's own facet schemas, which $ref the official spec
+CUSTOM_DIR = Path(__file__).parents[1] / "airflow_provider_llmops" / "lineage" / "schemas"
 
 
 def _load_all() -> tuple[Registry, dict[str, dict[str, Any]]]:
     resources = []
     by_file: dict[str, dict[str, Any]] = {}
-    for path in [SPEC_DIR / "OpenLineage.json", *sorted((SPEC_DIR / "facets").glob("*.json"))]:
+    for path in [SPEC_DIR / "OpenLineage.json", *sorted((SPEC_DIR / "facets").glob("*.json")), *sorted(CUSTOM_DIR.glob("*.json"))]:
         schema = json.loads(path.read_text())
         resources.append((schema["$id"], Resource.from_contents(schema)))
         by_file[path.name] = schema
@@ -31,6 +32,7 @@ def _load_all() -> tuple[Registry, dict[str, dict[str, Any]]]:
 
 REGISTRY, SCHEMAS = _load_all()
 CORE = SCHEMAS["OpenLineage.json"]
+CUSTOM = {path.name for path in CUSTOM_DIR.glob("*.json")}
 
 
 def _validator(schema_id: str, pointer: str) -> jsonschema.protocols.Validator:
@@ -50,14 +52,14 @@ def _facets(event: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 def validate_event(event: dict[str, Any]) -> list[str]:
-    """Raise on any violation; return the names of the facets checked against an official facet schema."""
+    """Raise on any violation; return the names of the facets checked against an official or custom facet schema."""
     _validator(CORE["$id"], "/$defs/RunEvent").validate(event)
     checked = []
     for where, name, facet in _facets(event):
         url = facet.get("_schemaURL", "")
         parsed = urlparse(url)
         file_name = Path(parsed.path).name
-        if parsed.netloc != "openlineage.io" or file_name not in SCHEMAS:
+        if file_name not in SCHEMAS or (parsed.netloc != "openlineage.io" and file_name not in CUSTOM):
             continue
         schema = SCHEMAS[file_name]
         pointer = parsed.fragment or ""

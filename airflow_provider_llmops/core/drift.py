@@ -5,13 +5,14 @@ categorical features use the reference categories plus an `__unseen__` bucket. E
 reference profile, so the same batch always gets the same score.
 
 Smoothing: a histogram becomes proportions `p_i = (c_i / n + EPSILON) / (1 + k * EPSILON)` with `EPSILON = 1e-4`
-(k bins). An empty batch (n = 0) has all-zero counts and becomes uniform. Every proportion is therefore in
+(k bins); an empty histogram (n = 0) is taken as uniform before smoothing. Every proportion is therefore in
 (0, 1), and KL, PSI and JS are finite for any input: no NaN, no inf.
 
 Thresholds: a fixed threshold per statistic (PSI 0.1 / 0.2 bands) says whether a change is big enough to matter;
 a calibrated threshold says whether it is bigger than sampling noise for *this* batch size. The calibrated one is
-the mean + 3 sigma of the statistic between the reference histogram and B multinomial samples of the batch's size
-drawn from it (a parametric bootstrap of the reference, seeded, so it is deterministic). Raw divergences shrink
+the larger of mean + 3 sigma and the 99.5th percentile of the statistic between the reference histogram and 1,000
+multinomial samples of the batch's size drawn from it (a parametric bootstrap of the reference, seeded, so it is
+deterministic, and computed from the stored histogram alone). Raw divergences shrink
 towards 0 at 1M rows and are noisy at 50; requiring both rules keeps verdicts meaningful at either end.
 """
 
@@ -36,7 +37,7 @@ def proportions(counts: Sequence[float] | np.ndarray) -> np.ndarray:
     """Smoothed proportions of a histogram (see the module docstring for the exact formula)."""
     counts = np.asarray(counts, dtype=np.float64)
     total = counts.sum()
-    raw = counts / total if total > 0 else np.zeros_like(counts)
+    raw = counts / total if total > 0 else np.full_like(counts, 1.0 / max(len(counts), 1))
     return (raw + EPSILON) / (1.0 + EPSILON * len(counts))
 
 
@@ -159,23 +160,31 @@ def _seed(name: str, size: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{name}:{size}".encode()).digest()[:8], "little")
 
 
-def calibrated_thresholds(reference_counts: Sequence[float] | np.ndarray, size: int, name: str, draws: int = 200, sigmas: float = 3.0) -> dict[str, float]:
-    """mean + `sigmas` * std of each statistic between the reference and `draws` samples of `size` rows from it."""
+def _matrix_statistics(p: np.ndarray, q: np.ndarray) -> dict[str, np.ndarray]:
+    """The statistics of one reference row `p` against each row of `q` (vectorised over rows)."""
+    kl_pq = np.sum(p * np.log(p / q), axis=1)
+    kl_qp = np.sum(q * np.log(q / p), axis=1)
+    m = 0.5 * (p + q)
+    js = 0.5 * np.sum(p * np.log2(p / m), axis=1) + 0.5 * np.sum(q * np.log2(q / m), axis=1)
+    return {"psi": np.sum((q - p) * np.log(q / p), axis=1), "js": np.sqrt(np.maximum(js, 0.0)), "kl": kl_pq, "kl_symmetric": kl_pq + kl_qp}
+
+
+def calibrated_thresholds(
+    reference_counts: Sequence[float] | np.ndarray, size: int, name: str, draws: int = 1000, sigmas: float = 3.0, quantile: float = 0.995
+) -> dict[str, float]:
+    """Per statistic, the larger of mean + `sigmas` * std and the `quantile` of the statistic between the reference
+    and `draws` samples of `size` rows drawn from it. The quantile matters for small batches, where an empty bin
+    makes the distribution heavy-tailed and mean + 3 sigma alone would be exceeded far more often than 0.3 %."""
     p = np.asarray(reference_counts, dtype=np.float64)
     if p.sum() <= 0:
         return {s: float("inf") for s in STATISTICS}
     rng = np.random.default_rng(_seed(name, size))
-    samples = rng.multinomial(max(size, 0), p / p.sum(), size=draws)
-    stats = {s: np.empty(draws) for s in STATISTICS}
-    ref = proportions(p)
-    for i in range(draws):
-        q = proportions(samples[i])
-        kl_rc, kl_cr = kl_divergence(ref, q), kl_divergence(q, ref)
-        stats["psi"][i] = psi(ref, q)
-        stats["js"][i] = js_distance(ref, q)
-        stats["kl"][i] = kl_rc
-        stats["kl_symmetric"][i] = kl_rc + kl_cr
-    return {s: float(v.mean() + sigmas * v.std()) for s, v in stats.items()}
+    samples = rng.multinomial(max(size, 0), p / p.sum(), size=draws).astype(np.float64)
+    totals = samples.sum(axis=1, keepdims=True)
+    raw = np.divide(samples, totals, out=np.full_like(samples, 1.0 / p.size), where=totals > 0)
+    q = (raw + EPSILON) / (1.0 + EPSILON * p.size)
+    stats = _matrix_statistics(proportions(p)[None, :], q)
+    return {s: float(max(v.mean() + sigmas * v.std(), np.quantile(v, quantile))) for s, v in stats.items()}
 
 
 @dataclass(frozen=True)
@@ -183,14 +192,16 @@ class DriftRules:
     """How a feature's verdict is reached.
 
     `statistic`: the statistic the verdict uses (default PSI). `mode`: `both` (fixed AND calibrated threshold
-    exceeded: the default), `fixed` or `calibrated`. `thresholds`: fixed threshold per statistic.
+    exceeded: the default), `fixed` or `calibrated`. `thresholds`: fixed threshold per statistic. `min_rows`:
+    smaller batches get no verdict (a handful of rows cannot show a distribution shift, only single odd rows).
     """
 
     statistic: str = "psi"
     mode: str = "both"
     thresholds: tuple[tuple[str, float], ...] = tuple(DEFAULT_THRESHOLDS.items())
-    draws: int = 200
+    draws: int = 1000
     sigmas: float = 3.0
+    min_rows: int = 30  # below this many rows no feature gets a drift verdict
 
     def threshold(self, statistic: str) -> float:
         return dict(self.thresholds)[statistic]
@@ -202,11 +213,13 @@ class DriftRules:
             raise ValueError(f"mode must be both, fixed or calibrated, got {self.mode!r}")
 
 
-def verdict(scores: dict[str, float], calibrated: dict[str, float], rules: DriftRules) -> dict[str, Any]:
+def verdict(scores: dict[str, float], calibrated: dict[str, float], rules: DriftRules, rows: int | None = None) -> dict[str, Any]:
     stat = rules.statistic
     value, fixed_at, calibrated_at = scores[stat], rules.threshold(stat), calibrated[stat]
     fixed_fired, calibrated_fired = value >= fixed_at, value > calibrated_at
     drift = {"both": fixed_fired and calibrated_fired, "fixed": fixed_fired, "calibrated": calibrated_fired}[rules.mode]
+    if rows is not None and rows < rules.min_rows:
+        return {"drift": False, "statistic": stat, "fired": [], "rule": f"{stat}={value:.4g} on {rows} rows (< min_rows {rules.min_rows}): no verdict"}
     fired = [r for r, f in (("fixed", fixed_fired), ("calibrated", calibrated_fired)) if f]
     rule = (
         f"{stat}={value:.4g} {'>=' if fixed_fired else '<'} fixed {fixed_at:g}; "

@@ -376,7 +376,7 @@ def score(profile: ReferenceProfile, chunks: Iterable[Chunk], options: ScoreOpti
         size = int(current.sum())
         scores = D.compare(feature.counts, current)
         calibrated = D.calibrated_thresholds(feature.counts, size, name, options.rules.draws, options.rules.sigmas)
-        decision = D.verdict(scores, calibrated, options.rules)
+        decision = D.verdict(scores, calibrated, options.rules, size)
         decision["monitored"] = name in monitored
         reference_p, current_p = D.proportions(feature.counts), D.proportions(current)
         report_features[name] = {
@@ -412,11 +412,11 @@ def score(profile: ReferenceProfile, chunks: Iterable[Chunk], options: ScoreOpti
     drift = bool(drifting) or bool(embedding and embedding["drift"])
     timings["total"] = time.perf_counter() - started
     return {
-        "verdict": "no_data" if rows == 0 else ("drift" if drift else "no_drift"),
+        "verdict": "no_data" if rows == 0 else "insufficient_data" if rows < options.rules.min_rows else ("drift" if drift else "no_drift"),
         "drift": drift,
         "rows": rows,
         "reference": {"profile_id": profile.profile_id, "rows": profile.row_count, "snapshot_ids": profile.snapshot_ids, "tokenizer": profile.tokenizer.to_dict()},
-        "rules": {"statistic": options.rules.statistic, "mode": options.rules.mode, "fixed_thresholds": dict(options.rules.thresholds), "sigmas": options.rules.sigmas, "draws": options.rules.draws, "epsilon": D.EPSILON},
+        "rules": {"statistic": options.rules.statistic, "mode": options.rules.mode, "min_rows": options.rules.min_rows, "fixed_thresholds": dict(options.rules.thresholds), "sigmas": options.rules.sigmas, "draws": options.rules.draws, "epsilon": D.EPSILON},
         "drifting_features": drifting,
         "top_features": [
             {"feature": n, options.rules.statistic: f["scores"][options.rules.statistic], "js": f["scores"]["js"], "drift": f["verdict"]["drift"]} for n, f in ranked[:5]
