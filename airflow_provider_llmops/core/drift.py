@@ -177,7 +177,7 @@ def calibrated_thresholds(
     makes the distribution heavy-tailed and mean + 3 sigma alone would be exceeded far more often than 0.3 %."""
     p = np.asarray(reference_counts, dtype=np.float64)
     if p.sum() <= 0:
-        return {s: float("inf") for s in STATISTICS}
+        p = np.ones_like(p)  # an empty reference histogram is taken as uniform, as in `proportions`
     rng = np.random.default_rng(_seed(name, size))
     samples = rng.multinomial(max(size, 0), p / p.sum(), size=draws).astype(np.float64)
     totals = samples.sum(axis=1, keepdims=True)
@@ -223,7 +223,7 @@ def verdict(scores: dict[str, float], calibrated: dict[str, float], rules: Drift
     fired = [r for r, f in (("fixed", fixed_fired), ("calibrated", calibrated_fired)) if f]
     rule = (
         f"{stat}={value:.4g} {'>=' if fixed_fired else '<'} fixed {fixed_at:g}; "
-        f"{'>' if calibrated_fired else '<='} calibrated {calibrated_at:.4g} (mean+{rules.sigmas:g}sd at this batch size); "
+        f"{'>' if calibrated_fired else '<='} calibrated {calibrated_at:.4g} (bootstrap max(mean+{rules.sigmas:g}sd, p99.5) at {rows if rows is not None else 'this'} rows); "
         f"mode {rules.mode}"
     )
     return {"drift": bool(drift), "statistic": stat, "fired": fired, "rule": rule}

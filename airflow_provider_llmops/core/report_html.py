@@ -61,8 +61,9 @@ def render(report: dict[str, Any], title: str) -> str:
 <h1>{html.escape(title)}: <span class="{css}">{verdict}</span></h1>
 <p>{report['rows']} rows scored against reference profile <code>{html.escape(report['reference']['profile_id'])}</code>
 ({report['reference']['rows']} reference rows). Verdict statistic <b>{rules['statistic']}</b>, mode <b>{rules['mode']}</b>:
-a feature drifts when it exceeds its fixed threshold and/or the calibrated threshold (mean + {rules['sigmas']:g}σ of the statistic
-between the reference and {rules['draws']} samples of this batch's size drawn from it). Empty bins are smoothed with ε = {rules['epsilon']:g}.</p>
+a feature drifts when it exceeds its fixed threshold and/or its calibrated threshold: the larger of mean + {rules['sigmas']:g}σ and
+the 99.5th percentile of the statistic between the reference and {rules['draws']} samples of this batch's size drawn from it.
+Batches under {rules['min_rows']} rows get no verdict. Empty bins are smoothed with ε = {rules['epsilon']:g}.</p>
 <p>Drifting features: <b>{html.escape(', '.join(report['drifting_features']) or 'none')}</b> · share of words unseen in training: {report['batch']['word_oov_share']:.2%}</p>
 <table><tr><th>feature</th><th>PSI</th><th>band</th><th>JS distance</th><th>KL(ref‖cur)</th><th>KL symmetric</th><th>verdict</th><th>rule</th></tr>{''.join(rows)}</table>
 <h2>Embedding drift</h2>{embedding_html}

@@ -138,11 +138,11 @@ def _triggering_snapshot(context: Any, dataset: str) -> str | None:
     from airflow_provider_llmops.assets import validated_asset_name
 
     events = context.get("triggering_asset_events") if hasattr(context, "get") else None
-    found = None
+    found: list[tuple[str, str]] = []
     for key in events or {}:
         for event in events[key]:
             name = getattr(getattr(event, "asset", None), "name", None) or getattr(key, "name", None)
             extra = getattr(event, "extra", None) or {}
             if name == validated_asset_name(dataset) and extra.get("snapshot_id"):
-                found = extra["snapshot_id"]
-    return found
+                found.append((str(getattr(event, "timestamp", "")), extra["snapshot_id"]))
+    return max(found)[1] if found else None  # several queued events: the newest snapshot is scored

@@ -98,8 +98,10 @@ def test_trigger_with_params_from_the_ui_api(standalone, sample_dir: Path):
     status, _ = _call("POST", f"{api}/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": {"dataset": "../escape"}})
     assert status == 400  # the dataset Param's pattern is enforced before anything runs
 
+    _wait(lambda: _call("GET", f"{api}/dags/llmops_drift")[0] == 200, 120, "the drift DAG to be parsed", proc, log)
+    assert _call("PATCH", f"{api}/dags/llmops_drift", {"is_paused": False})[0] == 200
     assert _call("PATCH", f"{api}/dags/{DAG_ID}", {"is_paused": False})[0] == 200
-    conf = {"dataset": "from_ui", "source_uri": str(sample_dir / "tickets_batch_drift.jsonl")}
+    conf = {"dataset": "support_tickets", "source_uri": str(sample_dir / "tickets_batch_drift.jsonl")}
     status, run = _call("POST", f"{api}/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": conf})
     assert status == 200, run
     run_path = f"{api}/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}"
@@ -110,7 +112,21 @@ def test_trigger_with_params_from_the_ui_api(standalone, sample_dir: Path):
 
     assert _wait(finished, 240, "the triggered run to finish", proc, log) == "success"
     status, xcom = _call("GET", f"{run_path}/taskInstances/ingest/xcomEntries/return_value")
-    assert status == 200 and xcom["value"]["dataset"] == "from_ui" and xcom["value"]["accepted"] == 1000
-    snapshot = home / "store" / "snapshots" / "from_ui" / xcom["value"]["snapshot_id"]
+    assert status == 200 and xcom["value"]["dataset"] == "support_tickets" and xcom["value"]["accepted"] == 1000
+    snapshot = home / "store" / "snapshots" / "support_tickets" / xcom["value"]["snapshot_id"]
     assert json.loads((snapshot / "validation.json").read_text())["status"] == "passed"
     assert (home / "lineage" / "events.jsonl").stat().st_size > 0
+
+    # validation emitted the validated-dataset asset, which schedules llmops_drift on the scheduler by itself
+    def drift_run_for_this_snapshot():
+        for r in _call("GET", f"{api}/dags/llmops_drift/dagRuns")[1]["dag_runs"]:
+            if r["run_type"] != "asset_triggered" or r["state"] not in ("success", "failed"):
+                continue
+            path = f"{api}/dags/llmops_drift/dagRuns/{urllib.parse.quote(r['dag_run_id'], safe='')}/taskInstances/score_drift/xcomEntries/return_value"
+            status, entry = _call("GET", path)
+            if status == 200 and entry["value"]["snapshot_id"] == xcom["value"]["snapshot_id"]:
+                return r, entry["value"]
+        return None
+
+    drift_run, drift = _wait(drift_run_for_this_snapshot, 300, "an asset-triggered llmops_drift run on the new snapshot", proc, log)
+    assert drift_run["state"] == "success" and drift["verdict"] == "drift"
