@@ -4,7 +4,7 @@ validates nothing and quarantines nothing).
 
     .venv/bin/python benchmarks/bench_ingest.py [--rows 200000]
 
-Each measurement runs in a fresh subprocess so peak RSS (ru_maxrss) belongs to that step alone.
+Each measurement runs in a fresh subprocess so its peak RSS (VmHWM) belongs to that step alone.
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ def step(kind: str, source: str, out: str) -> None:
         frame.to_parquet(Path(out) / "baseline.parquet")
         rows = len(frame)
     seconds = time.perf_counter() - start
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: on Linux ru_maxrss keeps the parent's peak across fork+exec
+    status = Path("/proc/self/status").read_text().splitlines()
+    peak_mib = next((int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:")), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     print(json.dumps({"kind": kind, "rows": rows, "seconds": seconds, "peak_mib": peak_mib}))
 
 

@@ -116,7 +116,15 @@ class CategoricalBinning:
     def from_reference(cls, values: Iterable[Any], max_categories: int = 50) -> CategoricalBinning:
         from collections import Counter
 
-        counter = Counter(_category(v) for v in values)
+        return cls.from_counter(Counter(values), max_categories)
+
+    @classmethod
+    def from_counter(cls, raw: dict[Any, int], max_categories: int = 50) -> CategoricalBinning:
+        """Categories from value counts (a `collections.Counter` of the reference values)."""
+        counter: dict[str, int] = {}
+        for value, count in raw.items():
+            key = _category(value)
+            counter[key] = counter.get(key, 0) + count
         ranked = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
         if len(ranked) > max_categories:
             return cls(categories=tuple(k for k, _ in ranked[: max_categories - 1]) + (OTHER,), has_other=True)
@@ -129,10 +137,13 @@ class CategoricalBinning:
     def counts(self, values: Iterable[Any]) -> np.ndarray:
         from collections import Counter
 
+        return self.counts_from_counter(Counter(values))  # count first: one lookup per distinct value
+
+    def counts_from_counter(self, raw: dict[Any, int]) -> np.ndarray:
         index = {c: i for i, c in enumerate(self.categories)}
         fallback = index[OTHER] if self.has_other else len(self.categories)
         out = np.zeros(self.size, dtype=np.int64)
-        for value, count in Counter(values).items():  # count first: one lookup per distinct value
+        for value, count in raw.items():
             out[index.get(_category(value), fallback)] += count
         return out
 

@@ -1,8 +1,9 @@
 """Embedding drift on bounded samples: centroid cosine distance, MMD with a permutation p-value, and the AUC of a
 classifier that tries to tell reference from current (a second opinion).
 
-Samples are capped (default 1,000 texts each), so the kernel matrix is at most (2 * cap)^2 and memory does not
-grow with the batch. The RBF bandwidth is the median pairwise distance of the reference sample, fixed in the
+Samples are capped: at most `embedding_sample` texts are embedded (default 1,000; the centroid uses all of them)
+and MMD and the classifier use at most `max_rows` per side (default 2,000), so the kernel matrix is at most
+4,000^2 and memory does not grow with the batch. The RBF bandwidth is the median pairwise distance of the reference sample, fixed in the
 profile. The encoder is the model's own (mean-pooled, L2-normalised), all-MiniLM-L6-v2 by default.
 """
 
@@ -19,7 +20,7 @@ import numpy as np
 class Encoder:
     """Sentence embeddings from a local transformers checkpoint (safetensors, no remote code, offline)."""
 
-    def __init__(self, model_dir: str | Path | None = None, batch_size: int = 64, max_length: int = 128) -> None:
+    def __init__(self, model_dir: str | Path | None = None, batch_size: int = 32, max_length: int = 128) -> None:
         from airflow_provider_llmops.core.features import default_model_dir
 
         self.model_dir = Path(model_dir) if model_dir else default_model_dir()
@@ -49,17 +50,21 @@ class Encoder:
         import torch
 
         self._load()
+        order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths per batch: little padding
         out = []
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
-                batch = self._tokenizer(
-                    texts[start : start + self.batch_size], padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-                )
+                batch_texts = [texts[i] for i in order[start : start + self.batch_size]]
+                batch = self._tokenizer(batch_texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
                 hidden = self._model(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 out.append(torch.nn.functional.normalize(pooled, dim=1).numpy())
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), dtype=np.float32)
+        if not out:
+            return np.zeros((0, 0), dtype=np.float32)
+        vectors = np.empty((len(texts), out[0].shape[1]), dtype=np.float32)
+        vectors[order] = np.concatenate(out)
+        return vectors
 
 
 class Reservoir:
@@ -146,6 +151,7 @@ class EmbeddingRules:
     alpha: float = 0.01  # MMD permutation p-value below this ...
     auc: float = 0.65  # ... and a domain classifier at least this good: drift
     permutations: int = 200
+    max_rows: int = 2000  # MMD and the classifier use at most this many rows per side (memory O(max_rows^2))
 
 
 def embedding_drift(reference: np.ndarray, current: np.ndarray, bandwidth: float, rules: EmbeddingRules) -> dict[str, Any]:
@@ -154,8 +160,11 @@ def embedding_drift(reference: np.ndarray, current: np.ndarray, bandwidth: float
         return {"drift": False, "rows": 0, "centroid_cosine_distance": 0.0, "mmd2": 0.0, "mmd_pvalue": 1.0, "domain_auc": 0.5, "rule": "no current rows"}
     ref_c, cur_c = reference.mean(0), current.mean(0)
     cosine = 1.0 - float(ref_c @ cur_c / (np.linalg.norm(ref_c) * np.linalg.norm(cur_c) + 1e-12))
-    mmd2, pvalue = mmd_permutation_test(reference, current, bandwidth, rules.permutations, seed)
-    auc = domain_classifier_auc(reference, current)
+    rng = np.random.default_rng(seed)
+    ref_s = reference if len(reference) <= rules.max_rows else reference[rng.choice(len(reference), rules.max_rows, replace=False)]
+    cur_s = current if len(current) <= rules.max_rows else current[rng.choice(len(current), rules.max_rows, replace=False)]
+    mmd2, pvalue = mmd_permutation_test(ref_s, cur_s, bandwidth, rules.permutations, seed)
+    auc = domain_classifier_auc(ref_s, cur_s)
     drift = pvalue < rules.alpha and auc >= rules.auc
     rule = f"MMD p={pvalue:.3g} {'<' if pvalue < rules.alpha else '>='} {rules.alpha:g} and domain AUC={auc:.3f} {'>=' if auc >= rules.auc else '<'} {rules.auc:g}"
     return {

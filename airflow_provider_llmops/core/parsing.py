@@ -10,7 +10,6 @@ import base64
 import csv
 import io
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,6 +173,3 @@ def parse(data: bytes, file_format: str, max_row_bytes: int, source: str) -> Par
         return parse_parquet(data, max_row_bytes, source)
     raise SourceError(source, f"unknown format {file_format!r}")
 
-
-def iter_ok(parsed: ParsedSource) -> Iterator[RawRow]:
-    return (row for row in parsed.rows if row.reason is None)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -187,7 +188,7 @@ def build_profile(
     vocabulary = VocabularyBuilder(tokenizer.get_vocab_size())
     featurizer = TextFeaturizer(tokenizer)
     numeric: dict[str, list[np.ndarray]] = {"char_length": [], "token_count": []}
-    categorical: dict[str, list[Any]] = {}
+    categorical: dict[str, tuple[Counter[Any], Counter[Any]]] = {}  # column -> value counts of the even, odd rows
     reservoir = Reservoir(embedding_sample, seed=17)
     rows = 0
     auto_columns = categorical_columns is None
@@ -207,10 +208,13 @@ def build_profile(
         columns = [c for c in chunk if c not in EXCLUDED_COLUMNS and c != text_column] if auto_columns else list(categorical_columns or [])
         if label_column and label_column in chunk and label_column not in columns:
             columns.append(label_column)
-        for column in columns:
-            categorical.setdefault(column, []).extend(chunk.get(column, [None] * len(texts)))
+        values_by_column = {column: chunk.get(column, [None] * len(texts)) for column in columns}
         if predictor is not None:
-            categorical.setdefault("predicted_label", []).extend(predictor(texts))
+            values_by_column["predicted_label"] = predictor(texts)
+        for column, values in values_by_column.items():
+            even, odd = categorical.setdefault(column, (Counter(), Counter()))
+            even.update(values[offset::2])
+            odd.update(values[1 - offset :: 2])
         reservoir.add(texts)
         rows += len(texts)
 
@@ -220,19 +224,21 @@ def build_profile(
     for name, parts in numeric.items():
         values = np.concatenate(parts) if parts else np.zeros(0)
         binning = D.NumericBinning.from_reference(values, bins)
-        features[name] = FeatureProfile(name, binning, binning.counts(values), _halves(binning, values, halves_index))
+        halves = D.compare(binning.counts(values[halves_index == 0]), binning.counts(values[halves_index == 1])) if rows >= 4 else {}
+        features[name] = FeatureProfile(name, binning, binning.counts(values), halves)
     label_present = False
-    for column, values in categorical.items():
-        if column != label_column and column != "predicted_label" and _looks_like_identifier(values):
+    for column, (even, odd) in categorical.items():
+        combined = even + odd
+        if column != label_column and column != "predicted_label" and _looks_like_identifier(combined, rows):
             continue
         if column == label_column:
-            if all(v is None for v in values):
+            if set(combined) <= {None}:
                 continue
             label_present = True
-        binning = D.CategoricalBinning.from_reference(values, max_categories)
-        features[_feature_name(column, label_column)] = FeatureProfile(
-            _feature_name(column, label_column), binning, binning.counts(values), _halves(binning, values, halves_index)
-        )
+        binning = D.CategoricalBinning.from_counter(combined, max_categories)
+        name = _feature_name(column, label_column)
+        halves = D.compare(binning.counts_from_counter(even), binning.counts_from_counter(odd)) if rows >= 4 else {}
+        features[name] = FeatureProfile(name, binning, binning.counts_from_counter(combined), halves)
 
     # pass 2: out-of-sample vocabulary rates of the odd rows against the even rows' vocabulary
     featurizer = TextFeaturizer(tokenizer, set(word_vocab), vocabulary.token_seen)
@@ -280,22 +286,10 @@ def _feature_name(column: str, label_column: str | None) -> str:
     return f"meta:{column}"
 
 
-def _looks_like_identifier(values: list[Any]) -> bool:
+def _looks_like_identifier(counts: Counter[Any], rows: int) -> bool:
     """Free text or ids are not categorical: many distinct values, most of them unique."""
-    distinct = len(set(map(str, values)))
-    return distinct > 1000 or (len(values) >= 50 and distinct > 0.5 * len(values))
-
-
-def _halves(binning: D.NumericBinning | D.CategoricalBinning, values: Any, halves_index: np.ndarray) -> dict[str, float]:
-    if len(halves_index) < 4:
-        return {}
-    if isinstance(binning, D.NumericBinning):
-        values = np.asarray(values)
-        a, b = binning.counts(values[halves_index == 0]), binning.counts(values[halves_index == 1])
-    else:
-        a = binning.counts(v for v, h in zip(values, halves_index) if h == 0)
-        b = binning.counts(v for v, h in zip(values, halves_index) if h == 1)
-    return D.compare(a, b)
+    distinct = len(counts)
+    return distinct > 1000 or (rows >= 50 and distinct > 0.5 * rows)
 
 
 # --- scoring -------------------------------------------------------------------------------------------------

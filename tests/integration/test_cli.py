@@ -37,7 +37,7 @@ def test_demo_runs_twice_in_a_fresh_home(tmp_path: Path):
     existed = user_airflow.exists()
     first = run_cli("llmops", "demo", env=env)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "llmops_ingest_validate: success" in first.stdout
+    assert "llmops_ingest_validate (tickets_reference.jsonl): success" in first.stdout
     assert "(new)" in first.stdout and "validation    passed" in first.stdout
     second = run_cli("llmops", "demo", env=env)
     assert second.returncode == 0, second.stdout + second.stderr

@@ -44,6 +44,10 @@ def test_dagbag_has_no_import_errors(tmp_path: Path):
     assert dag.max_active_runs == 1 and "llmops" in dag.tags
     (alias,) = dag.get_task("validate").outlets
     assert alias.name == "llmops_validated"
+    drift = bag.dags["llmops_drift"]
+    assert {t.task_id for t in drift.tasks} == {"score_drift", "decide", "request_retrain", "no_drift"}
+    assert set(drift.params) >= {"dataset", "snapshot_id", "reference_snapshot_id", "force_retrain"}
+    assert drift.max_active_runs == 1 and "llmops_validated_support_tickets" in repr(drift.timetable.asset_condition)
 
 
 def test_factory_defaults_are_overridable():
