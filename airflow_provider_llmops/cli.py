@@ -4,6 +4,8 @@
     llmops ui [--port 8080]                       the Airflow UI (airflow standalone) on the embedded default
     llmops env                                    shell exports of the embedded default: eval "$(llmops env)"
     llmops dags install DIR                       copy the provider's DAG files into a DAGs folder
+    llmops audit verify [--path PATH]             check the hash chain of the audit trail (exit 0 ok, 1 broken, 2 missing)
+    llmops audit show [--path PATH] [--last N]    print the last N audit records
 """
 
 from __future__ import annotations
@@ -178,6 +180,43 @@ def cmd_drift(args: argparse.Namespace) -> int:
     return 1 if report["drift"] else 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """`audit verify`: exit 0 intact, 1 broken, 2 no trail. `audit show`: the last records, one per line."""
+    from collections import deque
+
+    from airflow_provider_llmops.core import audit
+
+    path = Path(args.path).expanduser() if args.path else audit.default_audit_path(_home(args))
+    if not path.is_file():
+        print(f"llmops audit: {path}: no audit trail (file does not exist)", file=sys.stderr)
+        return 2
+    if args.audit_command == "verify":
+        result = audit.verify(path)
+        if result.ok:
+            print(f"audit trail {path}: OK, {result.records} records, last hash {result.last_hash or 'none'}")
+            return 0
+        print(f"audit trail {path}: BROKEN at line {result.bad_line}: {result.reason} ({result.records} valid records before it)")
+        return 1
+    if args.last < 1:
+        print("llmops audit show: --last must be at least 1", file=sys.stderr)
+        return 2
+    last: deque[dict[str, Any]] = deque(maxlen=args.last)
+    error = None
+    try:
+        for record in audit.records(path):
+            last.append(record)
+    except audit.AuditError as exc:
+        error = exc
+    for r in last:
+        data = json.dumps(r["data"], separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+        data = data if len(data) <= 160 else data[:157] + "..."
+        print(f"{r['seq']:>6}  {r['ts']}  {r['event']}  {r['actor'] or '-'}  {data}")
+    if error is not None:
+        print(f"llmops audit show: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmops", description="airflow-provider-llmops command line")
     parser.add_argument("--home", help="embedded home (default: $LLMOPS_HOME or ./.llmops)")
@@ -220,6 +259,16 @@ def build_parser() -> argparse.ArgumentParser:
     install = dags_sub.add_parser("install", help="copy the provider's DAG files into a DAGs folder")
     install.add_argument("directory")
     install.set_defaults(func=cmd_dags_install)
+
+    audit = sub.add_parser("audit", help="the hash-chained audit trail (<home>/audit/audit.jsonl)")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    audit_verify = audit_sub.add_parser("verify", help="check the hash chain (exit 0 intact, 1 broken, 2 no trail)")
+    audit_verify.add_argument("--path", help="audit trail file (default: <home>/audit/audit.jsonl)")
+    audit_verify.set_defaults(func=cmd_audit)
+    audit_show = audit_sub.add_parser("show", help="print the last records, one per line")
+    audit_show.add_argument("--path", help="audit trail file (default: <home>/audit/audit.jsonl)")
+    audit_show.add_argument("--last", type=int, default=20, help="how many records (default 20)")
+    audit_show.set_defaults(func=cmd_audit)
     return parser
 
 

@@ -55,3 +55,10 @@ class ValidationFailedError(LLMOpsError):
             f"validation of snapshot {snapshot_id!r} of dataset {dataset!r} failed "
             f"{len(self.failed)} expectation(s):\n{lines}\nfull report: {report_uri}"
         )
+
+
+class GateRejectedError(LLMOpsError):
+    """The promotion gate rejected a challenger (raised only when the operator is told to fail on rejection)."""
+
+    def __init__(self, model: str, version: str, reasons: Sequence[str]) -> None:
+        super().__init__(f"gate rejected {model} v{version}: " + "; ".join(reasons))

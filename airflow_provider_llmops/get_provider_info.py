@@ -22,6 +22,7 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "LLMOps", "external-doc-url": "https://pypi.org/project/airflow-provider-llmops/", "tags": ["ml", "llmops"]},
             {"integration-name": "Great Expectations (core API)", "external-doc-url": "https://docs.greatexpectations.io/", "tags": ["data-quality"]},
             {"integration-name": "S3-compatible object store", "external-doc-url": "https://docs.aws.amazon.com/s3/", "tags": ["storage"]},
+            {"integration-name": "MLflow", "external-doc-url": "https://mlflow.org/docs/latest/", "tags": ["ml"]},
         ],
         "operators": [
             {
@@ -30,12 +31,18 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_llmops.operators.ingest",
                     "airflow_provider_llmops.operators.validate",
                     "airflow_provider_llmops.operators.drift",
+                    "airflow_provider_llmops.operators.train",
+                    "airflow_provider_llmops.operators.evaluate",
+                    "airflow_provider_llmops.operators.promote",
+                    "airflow_provider_llmops.operators.rollback",
                 ],
             }
         ],
         "hooks": [
             {"integration-name": "S3-compatible object store", "python-modules": ["airflow_provider_llmops.hooks.object_store"]},
+            {"integration-name": "MLflow", "python-modules": ["airflow_provider_llmops.hooks.mlflow"]},
         ],
+        "extra-links": ["airflow_provider_llmops.links.MlflowRunLink", "airflow_provider_llmops.links.MlflowModelVersionLink"],
         "connection-types": [
             {
                 "connection-type": "llmops_s3",
@@ -55,6 +62,25 @@ def get_provider_info() -> dict[str, Any]:
                     "region_name": {"label": "Region", "schema": {"type": ["string", "null"]}},
                     "addressing_style": {"label": "Addressing style (path or virtual)", "schema": {"type": ["string", "null"], "enum": ["path", "virtual", None]}},
                 },
+            },
+            {
+                "connection-type": "llmops_mlflow",
+                "hook-class-name": "airflow_provider_llmops.hooks.mlflow.MlflowHook",
+                "hook-name": "LLMOps MLflow",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema"],
+                    "relabeling": {"host": "Tracking URI", "login": "Username (basic auth)", "password": "Password (basic auth)"},
+                    "placeholders": {
+                        "host": "http://mlflow:5000 or sqlite:////opt/airflow/mlflow.db",
+                        "extra": '{"registry_uri": "", "token": "", "experiment": "llmops", "artifact_root": ""}',
+                    },
+                },
+                "conn-fields": {
+                    "registry_uri": {"label": "Registry URI (default: the tracking URI)", "schema": {"type": ["string", "null"]}},
+                    "token": {"label": "Bearer token (instead of basic auth)", "schema": {"type": ["string", "null"], "format": "password"}},
+                    "experiment": {"label": "Experiment", "schema": {"type": ["string", "null"]}},
+                    "artifact_root": {"label": "Artifact root for new experiments (local stores)", "schema": {"type": ["string", "null"]}},
+                },
             }
         ],
         "config": {
@@ -73,6 +99,10 @@ def get_provider_info() -> dict[str, Any]:
                     "allowed_uri_prefixes": _option("Comma-separated prefixes remote sources must start with. Empty: s3://, http://, https://.", "", "s3://tickets-landing/,https://exports.example.com/"),
                     "max_row_bytes": _option("Rows larger than this many bytes are quarantined as oversized.", "65536", None, "integer"),
                     "max_source_bytes": _option("Sources larger than this many bytes are refused as a whole.", "1073741824", None, "integer"),
+                    "mlflow_conn_id": _option("llmops_mlflow connection of the tracking/registry server. Empty: mlflow_tracking_uri, else the embedded SQLite store under <home>/mlflow.", "", "llmops_mlflow_default"),
+                    "mlflow_tracking_uri": _option("MLflow tracking URI used when no connection is named (no credentials). Empty: sqlite:///<home>/mlflow/mlflow.db with artifacts in <home>/mlflow/artifacts.", "", "http://mlflow:5000"),
+                    "mlflow_ui_url": _option("Base URL of the MLflow UI for the extra links when the tracking URI is not an http(s) server.", "", "http://127.0.0.1:5000"),
+                    "model_name": _option("Registered model name the operators use when none is given.", "support_ticket_router", None),
                     "pushgateway_url": _option("Prometheus Pushgateway to push metrics to (e.g. 127.0.0.1:9091). Empty: no push; metrics are still written to <home>/metrics/*.prom.", "", "127.0.0.1:9091"),
                 },
             }

@@ -48,6 +48,10 @@ class Settings:
     max_row_bytes: int
     max_source_bytes: int
     pushgateway_url: str | None
+    mlflow_conn_id: str | None = None
+    mlflow_tracking_uri: str | None = None
+    model_name: str = "support_ticket_router"
+    mlflow_ui_url: str | None = None
 
 
 def load_settings() -> Settings:
@@ -63,4 +67,8 @@ def load_settings() -> Settings:
         max_row_bytes=int(_airflow_option("max_row_bytes") or 65536),
         max_source_bytes=int(_airflow_option("max_source_bytes") or 1 << 30),
         pushgateway_url=_airflow_option("pushgateway_url") or None,
+        mlflow_conn_id=_airflow_option("mlflow_conn_id") or None,
+        mlflow_tracking_uri=_airflow_option("mlflow_tracking_uri") or None,
+        model_name=_airflow_option("model_name") or "support_ticket_router",
+        mlflow_ui_url=_airflow_option("mlflow_ui_url") or None,
     )

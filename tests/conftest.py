@@ -32,7 +32,7 @@ def airflow_db() -> Path:
     return TEST_HOME
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def sample_dir() -> Path:
     return sample_data_dir()
 

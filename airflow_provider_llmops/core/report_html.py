@@ -70,3 +70,45 @@ Batches under {rules['min_rows']} rows get no verdict. Empty bins are smoothed w
 <h2>Histograms</h2><p class="legend"><span style="background:#7f8ea3"></span>reference<span style="background:#d9822b"></span>current</p>
 {''.join(charts)}
 </body></html>"""
+
+
+def _num(value: Any) -> str:
+    return "–" if value is None else (f"{value:.4f}" if isinstance(value, float) else html.escape(str(value)))
+
+
+def render_evaluation(report: dict[str, Any]) -> str:
+    """Champion vs challenger: headline metrics, per evaluation part, per class, group gaps."""
+    summary, results = report["summary"], report["results"]
+    roles = [r for r in ("champion", "challenger") if r in results]
+    head = "".join(f"<th>{r} v{html.escape(str(summary[r + '_version']))}</th>" for r in roles)
+    metric_names = [m for m in results["challenger"]["metrics"] if "." not in m]
+    rows = "".join(f"<tr><td>{html.escape(m)}</td>" + "".join(f"<td>{_num(results[r]['metrics'].get(m))}</td>" for r in roles) + "</tr>" for m in metric_names)
+    sections = [f"<h2>Headline</h2><table><tr><th>metric</th>{head}</tr>{rows}</table>"]
+    if "parts" in results["challenger"]:
+        part_rows = ""
+        for part, metrics in results["challenger"]["parts"].items():
+            cells = "".join(f"<td>{_num(results[r]['parts'].get(part, {}).get('macro_f1'))} / {_num(results[r]['parts'].get(part, {}).get('accuracy'))}</td>" for r in roles)
+            part_rows += f"<tr><td>{html.escape(part)} ({metrics['n']} rows)</td>{cells}</tr>"
+        sections.append(f"<h2>By evaluation part (macro-F1 / accuracy)</h2><table><tr><th>part</th>{head}</tr>{part_rows}</table>")
+        class_rows = ""
+        for label in report.get("labels", []):
+            cells = "".join(f"<td>{_num(results[r]['overall']['per_class'].get(label, {}).get('f1'))}</td>" for r in roles)
+            support = results["challenger"]["overall"]["per_class"].get(label, {}).get("support")
+            class_rows += f"<tr><td>{html.escape(label)} ({support})</td>{cells}</tr>"
+        sections.append(f"<h2>Per-class F1</h2><table><tr><th>class (support)</th>{head}</tr>{class_rows}</table>")
+        gap_rows = ""
+        for role in roles:
+            for column, info in results[role]["fairness"].get("columns", {}).items():
+                groups = ", ".join(f"{html.escape(str(g))}={_num(v['value'])} (n={v['n']})" for g, v in info["groups"].items())
+                gap_rows += f"<tr><td>{role}</td><td>{html.escape(column)}</td><td>{_num(info['gap'])}</td><td class='muted'>{groups}</td></tr>"
+        sections.append(f"<h2>Group gaps ({html.escape(str(results['challenger']['fairness'].get('metric', 'macro_f1')))})</h2><table><tr><th>model</th><th>column</th><th>gap</th><th>groups</th></tr>{gap_rows}</table>")
+    eval_set = summary["eval_set"]
+    title = f"Evaluation of {summary['model_name']}: challenger v{summary['challenger_version']} vs champion {('v' + str(summary['champion_version'])) if summary['champion_version'] else '(none)'}"
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1><p class='muted'>evaluation set {eval_set['id'][:12]}: {eval_set['rows']} rows "
+        + html.escape(", ".join(f"{k}={v}" for k, v in eval_set["parts"].items()))
+        + "</p>"
+        + "".join(sections)
+        + "</body></html>"
+    )

@@ -28,9 +28,11 @@ MANIFEST_FILE = "manifest.json"
 VALIDATION_FILE = "validation.json"
 PROFILE_MARKER = "profile.json"
 PROFILE_FILES = ("token_seen.npy", "embedding_sample.npy", PROFILE_MARKER)
+EVALUATION_MARKER = "evaluation.json"
 
 _DATASET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _SNAPSHOT_RE = re.compile(r"^[0-9a-f]{16,64}$")
+_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 def check_dataset_name(dataset: str) -> str:
@@ -251,6 +253,11 @@ class DatasetStore:
         self._backend.put(f"{prefix}/{name}", data)
         return self._backend.uri(f"{prefix}/{name}")
 
+    def read_beside(self, dataset: str, snapshot_id: str, name: str) -> bytes | None:
+        """A report file stored beside a committed snapshot, or None when there is none."""
+        key = f"{self._require(dataset, snapshot_id)}/{name}"
+        return self._backend.get(key) if self._backend.exists(key) else None
+
     def write_validation(self, dataset: str, snapshot_id: str, report: dict[str, Any]) -> str:
         """Store (or replace) the validation report beside a committed snapshot; returns its URI."""
         return self.write_beside(dataset, snapshot_id, VALIDATION_FILE, json.dumps(report, indent=2, default=str).encode("utf-8"))
@@ -290,9 +297,6 @@ class DatasetStore:
                     (target / name).write_bytes(self._backend.get(key))
         return target
 
-    def list_all_snapshots(self) -> dict[str, list[str]]:
-        return {dataset: self.list_snapshots(dataset) for dataset in self._backend.list_dirs("snapshots")}
-
     def read_validation(self, dataset: str, snapshot_id: str) -> dict[str, Any] | None:
         key = f"{self._require(dataset, snapshot_id)}/{VALIDATION_FILE}"
         return json.loads(self._backend.get(key)) if self._backend.exists(key) else None
@@ -301,3 +305,21 @@ class DatasetStore:
         """Committed snapshot ids of a dataset (uncommitted or staging ones are not listed)."""
         ids = self._backend.list_dirs(f"snapshots/{check_dataset_name(dataset)}")
         return [i for i in ids if _SNAPSHOT_RE.match(i) and self.exists(dataset, i)]
+
+    # --- evaluations: <store>/evaluations/<model>/<key>/, committed by evaluation.json ---------------------
+
+    def _evaluation_prefix(self, model: str, key: str) -> str:
+        if not _KEY_RE.match(key) or ".." in key:
+            raise ConfigurationError(f"invalid evaluation key {key!r}")
+        return f"evaluations/{check_dataset_name(model)}/{key}"
+
+    def evaluation_uri(self, model: str, key: str, name: str = EVALUATION_MARKER) -> str:
+        return self._backend.uri(f"{self._evaluation_prefix(model, key)}/{name}")
+
+    def commit_evaluation(self, model: str, key: str, files: dict[str, bytes]) -> bool:
+        """Commit an evaluation (its frozen set, JSON and HTML reports); `evaluation.json` marks it complete."""
+        return self._backend.commit(self._evaluation_prefix(model, key), files, marker=EVALUATION_MARKER)
+
+    def read_evaluation(self, model: str, key: str) -> dict[str, Any] | None:
+        marker = f"{self._evaluation_prefix(model, key)}/{EVALUATION_MARKER}"
+        return json.loads(self._backend.get(marker)) if self._backend.exists(marker) else None

@@ -78,3 +78,91 @@ def drift_run_facet(report: dict[str, Any]) -> Any:
             "rows": embedding["rows"],
         },
     )
+
+
+@cache
+def _facet_class(name: str) -> type:
+    """An attrs RunFacet class whose fields are the properties of the shipped schema `name` (all optional)."""
+    import attr
+    from openlineage.client.generated.base import RunFacet
+
+    schema = json.loads((SCHEMA_DIR / f"{name}.json").read_text())
+    properties = schema["$defs"][name]["allOf"][1]["properties"]
+    url = schema_url(name)
+    cls = attr.make_class(name, {field: attr.ib(default=None) for field in properties}, bases=(RunFacet,))
+    cls._get_schema = staticmethod(lambda: url)  # type: ignore[attr-defined]
+    return cls
+
+
+def _facet(name: str, **values: Any) -> Any:
+    return _facet_class(name)(**{k: v for k, v in values.items() if v is not None})
+
+
+def _numbers(metrics: dict[str, Any] | None) -> dict[str, float | None] | None:
+    if metrics is None:
+        return None
+    return {k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None) for k, v in metrics.items()}
+
+
+def training_run_facet(result: dict[str, Any]) -> Any:
+    """`llmopsTraining`: the version a FineTuneOperator registered (or reused) and how training went."""
+    training = result.get("training") or {}
+    return _facet(
+        "LlmopsTrainingRunFacet",
+        modelName=result["model_name"],
+        version=str(result["version"]),
+        mlflowRunId=result.get("run_id"),
+        task=training.get("task") or result.get("task") or "sequence-classification",
+        reused=bool(result.get("reused")),
+        snapshots=list(result.get("snapshots") or []),
+        profileId=result.get("profile_id"),
+        steps=training.get("steps"),
+        plannedSteps=training.get("planned_steps"),
+        samples=training.get("samples"),
+        samplesPerSecond=training.get("samples_per_second"),
+        stoppedBy=training.get("stopped_by"),
+        validationMetrics=_numbers({k[4:]: v for k, v in training.items() if k.startswith("val_")}) or None,
+    )
+
+
+def evaluation_run_facet(summary: dict[str, Any]) -> Any:
+    """`llmopsEvaluation`: champion and challenger metrics on the frozen evaluation set."""
+    return _facet(
+        "LlmopsEvaluationRunFacet",
+        modelName=summary["model_name"],
+        challengerVersion=str(summary["challenger_version"]),
+        championVersion=summary.get("champion_version"),
+        evalSetId=summary["eval_set"]["id"],
+        evalRows=summary["eval_set"]["rows"],
+        challenger=_numbers(summary["challenger"]),
+        champion=_numbers(summary.get("champion")),
+    )
+
+
+def gate_run_facet(result: dict[str, Any], action: str = "promote") -> Any:
+    """`llmopsGate`: a promotion decision with its checks, or a rollback, and the aliases after it."""
+    decision = result.get("decision") or {}
+    checks = [
+        {
+            "name": c["name"],
+            "metric": c.get("metric"),
+            "value": c.get("value") if isinstance(c.get("value"), (int, float)) else None,
+            "reference": c.get("reference") if isinstance(c.get("reference"), (int, float)) else None,
+            "passed": bool(c["passed"]),
+            "detail": str(c.get("detail", "")),
+        }
+        for c in decision.get("checks", [])
+    ]
+    return _facet(
+        "LlmopsGateRunFacet",
+        modelName=result["model_name"],
+        action=action,
+        version=result.get("challenger_version") if action == "promote" else result.get("champion"),
+        championBefore=result.get("champion_before") if action == "promote" else result.get("rolled_back_from"),
+        passed=bool(result.get("passed", action == "rollback")),
+        changed=bool(result.get("promoted", action == "rollback")) and not result.get("already_done", False),
+        firstModel=bool(result.get("first_model", False)),
+        reasons=list(result.get("reasons") or []),
+        checks=checks,
+        aliases={k: str(v) for k, v in (result.get("aliases") or {}).items()},
+    )

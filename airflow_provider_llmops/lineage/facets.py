@@ -65,3 +65,14 @@ def data_quality_metrics(row_count: int, columns: dict[str, dict[str, Any]]) -> 
         rowCount=row_count,
         columnMetrics={name: ColumnMetrics(**metrics) for name, metrics in columns.items()},
     )
+
+
+def model_version_dataset(tracking_uri: str, name: str, version: str, output: bool = False) -> Any:
+    """A registered model version as an OpenLineage dataset: namespace `mlflow://<tracking host>`, name
+    `models/<name>/versions/<n>`."""
+    from openlineage.client.event_v2 import InputDataset, OutputDataset
+
+    from airflow_provider_llmops.core.registry import model_version_dataset as naming
+
+    namespace, dataset = naming(tracking_uri, name, version)
+    return (OutputDataset if output else InputDataset)(namespace=namespace, name=dataset)

@@ -34,3 +34,22 @@ def run_info(context: Any) -> dict[str, Any]:
         "task_id": getattr(ti, "task_id", None),
         "try_number": getattr(ti, "try_number", None),
     }
+
+
+def open_registry(mlflow_conn_id: str | None = None) -> Any:
+    """The MLflow registry: from an `llmops_mlflow` connection, else `[llmops] mlflow_tracking_uri`, else the
+    embedded SQLite store under `<home>/mlflow`."""
+    from airflow_provider_llmops.core.registry import MlflowConfig, ModelRegistry, default_config
+    from airflow_provider_llmops.settings import load_settings
+
+    settings = load_settings()
+    conn_id = mlflow_conn_id or settings.mlflow_conn_id
+    if conn_id:
+        from airflow_provider_llmops.hooks.mlflow import MlflowHook
+
+        registry = MlflowHook(mlflow_conn_id=conn_id).get_conn()
+    else:
+        config = MlflowConfig(tracking_uri=settings.mlflow_tracking_uri) if settings.mlflow_tracking_uri else default_config(settings.home)
+        registry = ModelRegistry.from_config(config, lock_dir=settings.home / "locks")
+    registry.ui_url = settings.mlflow_ui_url
+    return registry

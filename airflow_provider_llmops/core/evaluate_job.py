@@ -1,0 +1,299 @@
+"""Champion vs challenger on one frozen evaluation set, stored with its reports and logged to MLflow.
+
+The evaluation set is the held-out split of the challenger's training snapshots (recomputed from the seed and
+fraction recorded on the version) plus the golden set. It is frozen: written as Parquet next to the reports under
+`<store>/evaluations/<model>/<key>/`, and its content hash is part of the key. Both models score exactly these
+rows. A retry of the same comparison finds the committed evaluation and reuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from airflow_provider_llmops.core.registry import CHALLENGER, CHAMPION, ModelRegistry, VersionInfo
+from airflow_provider_llmops.core.store import DatasetStore
+from airflow_provider_llmops.core.train_job import MODEL_ARTIFACT, TAG_SEED, TAG_SNAPSHOTS, TAG_TASK, TAG_VAL_FRACTION, SnapshotSel, load_rows
+from airflow_provider_llmops.core.training import split_rows
+from airflow_provider_llmops.errors import ConfigurationError
+
+GROUP_COLUMNS = ("region", "language", "channel")
+
+
+def fetch_model(registry: ModelRegistry, version: VersionInfo, cache_dir: Path) -> Path:
+    """A local copy of a version's model files (versions are immutable, so the cache never goes stale)."""
+    from mlflow.artifacts import download_artifacts
+
+    target = cache_dir / "models" / version.name / version.version
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{version.version}-", dir=target.parent))
+    try:
+        if version.run_id:
+            local = download_artifacts(run_id=version.run_id, artifact_path=MODEL_ARTIFACT, dst_path=str(staging), tracking_uri=registry.tracking_uri)
+        else:
+            local = download_artifacts(artifact_uri=version.source, dst_path=str(staging), tracking_uri=registry.tracking_uri)
+        try:
+            Path(local).rename(target)
+        except OSError:
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def fetch_artifact_dir(registry: ModelRegistry, run_id: str, artifact: str, cache_dir: Path) -> Path:
+    from mlflow.artifacts import download_artifacts
+
+    target = cache_dir / "runs" / run_id / artifact
+    if target.is_dir() and any(target.iterdir()):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{artifact}-", dir=target.parent))
+    try:
+        local = download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=str(staging), tracking_uri=registry.tracking_uri)
+        try:
+            Path(local).rename(target)
+        except OSError:
+            if not target.is_dir():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def read_golden(path: str | Path | None) -> list[dict[str, Any]]:
+    if not path:
+        return []
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigurationError(f"golden set {file} does not exist")
+    rows = []
+    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ConfigurationError(f"golden set {file} line {number} is not JSON: {exc}") from None
+    return rows
+
+
+def build_eval_set(store: DatasetStore, challenger: VersionInfo, golden_rows: Sequence[dict[str, Any]], text_column: str = "text") -> list[dict[str, Any]]:
+    """Held-out rows of the challenger's training snapshots (tagged `_part` = dataset/snapshot) + golden rows."""
+    snapshots = [SnapshotSel.parse(s) for s in challenger.tags.get(TAG_SNAPSHOTS, "").split(",") if s]
+    seed = int(challenger.tags.get(TAG_SEED, "42"))
+    fraction = float(challenger.tags.get(TAG_VAL_FRACTION, "0.2"))
+    rows: list[dict[str, Any]] = []
+    for sel in snapshots:
+        _, held_out = split_rows(load_rows(store, [sel]), seed, fraction)
+        rows += [{**r, "_part": f"heldout:{sel.dataset}"} for r in held_out]
+    rows += [{**r, "_part": "golden"} for r in golden_rows]
+    rows = [r for r in rows if isinstance(r.get(text_column), str) and r[text_column].strip()]
+    if not rows:
+        raise ConfigurationError(f"empty evaluation set for {challenger.name}/{challenger.version}: no held-out rows and no golden set")
+    return rows
+
+
+def eval_set_id(rows: Sequence[dict[str, Any]]) -> str:
+    material = json.dumps(sorted(json.dumps(r, sort_keys=True, default=str) for r in rows))
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def _table_bytes(rows: Sequence[dict[str, Any]]) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    table = pa.table({c: [None if row.get(c) is None else str(row.get(c)) for row in rows] for c in columns})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
+
+
+def _score_classifier(model_dir: Path, rows: Sequence[dict[str, Any]], labels: list[str], text_column: str, label_column: str, latency_sample: int, min_group_size: int) -> dict[str, Any]:
+    from airflow_provider_llmops.core.evaluation import classification_metrics, group_gap, latency_summary
+    from airflow_provider_llmops.core.modeling import load_classifier
+
+    model = load_classifier(model_dir)
+    texts = [str(r[text_column]) for r in rows]
+    own = model.predict_proba(texts)
+    probs = np.zeros((len(rows), len(labels)))
+    for j, label in enumerate(model.labels):
+        probs[:, labels.index(label)] = own[:, j]
+    y_pred = [labels[i] for i in probs.argmax(axis=1)]
+    y_true = [str(r[label_column]) for r in rows]
+    overall = classification_metrics(y_true, y_pred, probs, labels)
+    parts = {}
+    for part in sorted({r["_part"] for r in rows}):
+        idx = [i for i, r in enumerate(rows) if r["_part"] == part]
+        parts[part] = classification_metrics([y_true[i] for i in idx], [y_pred[i] for i in idx], probs[idx], labels)
+    groups = {c: [str(r.get(c)) if r.get(c) is not None else None for r in rows] for c in GROUP_COLUMNS if any(c in r for r in rows)}
+    fairness = group_gap(y_true, y_pred, groups, labels, min_group_size=min_group_size) if groups else {"gap": 0.0, "columns": {}, "worst_column": None}
+    step = max(1, len(texts) // max(latency_sample, 1))
+    latency = latency_summary(model.latencies(texts[::step][:latency_sample]))
+    flat = {
+        "accuracy": overall["accuracy"],
+        "macro_f1": overall["macro_f1"],
+        "ece": overall["ece"],
+        "fairness_gap": fairness["gap"],
+        "latency_p50_ms": latency["p50_ms"],
+        "latency_p95_ms": latency["p95_ms"],
+    }
+    for part, metrics in parts.items():
+        flat[f"{part}.macro_f1"] = metrics["macro_f1"]
+        flat[f"{part}.accuracy"] = metrics["accuracy"]
+    return {"metrics": flat, "overall": overall, "parts": parts, "fairness": fairness, "latency": latency, "model_labels": model.labels}
+
+
+def _score_causal_lm(model_dir: Path, rows: Sequence[dict[str, Any]], text_column: str, latency_sample: int) -> dict[str, Any]:
+    import math
+    import time
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from airflow_provider_llmops.core.evaluation import latency_summary
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, trust_remote_code=False, use_safetensors=True).eval()
+    total, tokens, timings = 0.0, 0, []
+    with torch.inference_mode():
+        for i, row in enumerate(rows):
+            enc = tokenizer(str(row[text_column]), truncation=True, max_length=128, return_tensors="pt")
+            if enc["input_ids"].shape[1] < 2:
+                continue
+            started = time.perf_counter()
+            out = model(**enc, labels=enc["input_ids"])
+            if i < latency_sample:
+                timings.append(time.perf_counter() - started)
+            n = int(enc["input_ids"].shape[1]) - 1
+            total += float(out.loss) * n
+            tokens += n
+    loss = total / max(tokens, 1)
+    latency = latency_summary(timings)
+    return {"metrics": {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "latency_p50_ms": latency["p50_ms"], "latency_p95_ms": latency["p95_ms"]}, "latency": latency}
+
+
+def evaluate(
+    *,
+    store: DatasetStore,
+    registry: ModelRegistry,
+    model_name: str,
+    challenger_version: str | None,
+    golden_path: str | Path | None,
+    cache_dir: Path,
+    text_column: str = "text",
+    label_column: str = "label",
+    latency_sample: int = 50,
+    min_group_size: int = 30,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Score challenger and champion; commit the evaluation; log it to MLflow. Returns the XCom summary."""
+    challenger_version = challenger_version or registry.alias(model_name, CHALLENGER)
+    if not challenger_version:
+        raise ConfigurationError(f"model {model_name!r} has no challenger to evaluate (no version given and no '{CHALLENGER}' alias)")
+    challenger = registry.get_version(model_name, challenger_version)
+    champion_version = registry.alias(model_name, CHAMPION)
+    champion = registry.get_version(model_name, champion_version) if champion_version else None
+    task = challenger.tags.get(TAG_TASK, "sequence-classification")
+    rows = build_eval_set(store, challenger, read_golden(golden_path) if task == "sequence-classification" else [], text_column)
+    set_id = eval_set_id(rows)
+    key = f"v{challenger.version}-vs-{'v' + champion.version if champion else 'none'}-{set_id[:12]}"
+    existing = store.read_evaluation(model_name, key)
+    if existing is not None:
+        log(f"evaluation {key} already committed; reusing it")
+        return existing["summary"]
+
+    if champion is not None and champion.tags.get(TAG_SEED) != challenger.tags.get(TAG_SEED):
+        log(f"warning: champion {champion.version} was split with seed {champion.tags.get(TAG_SEED)}, challenger with {challenger.tags.get(TAG_SEED)}: held-out rows may overlap the champion's training data")
+    log(f"evaluating {model_name}: challenger v{challenger.version} vs champion {('v' + champion.version) if champion else '(none)'} on {len(rows)} rows (eval set {set_id[:12]})")
+    models = {"challenger": challenger, **({"champion": champion} if champion else {})}
+    results: dict[str, Any] = {}
+    labels: list[str] = []
+    if task == "sequence-classification":
+        label_sets = [json.loads((fetch_model(registry, v, cache_dir) / "label_map.json").read_text())["labels"] for v in models.values()]
+        labels = sorted({str(r[label_column]) for r in rows} | {str(x) for ls in label_sets for x in ls})
+    for role, version in models.items():
+        model_dir = fetch_model(registry, version, cache_dir)
+        if task == "sequence-classification":
+            results[role] = _score_classifier(model_dir, rows, labels, text_column, label_column, latency_sample, min_group_size)
+        else:
+            results[role] = _score_causal_lm(model_dir, rows, text_column, latency_sample)
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in results[role]["metrics"].items() if isinstance(v, float) and "." not in k)
+        log(f"{role} v{version.version}: {shown}")
+
+    parts: dict[str, int] = {}
+    for row in rows:
+        parts[row["_part"]] = parts.get(row["_part"], 0) + 1
+    summary = {
+        "model_name": model_name,
+        "task": task,
+        "key": key,
+        "challenger_version": challenger.version,
+        "champion_version": champion.version if champion else None,
+        "challenger": results["challenger"]["metrics"],
+        "champion": results["champion"]["metrics"] if champion else None,
+        "eval_set": {"id": set_id, "rows": len(rows), "parts": parts},
+        "report_uri": store.evaluation_uri(model_name, key),
+        "html_uri": store.evaluation_uri(model_name, key, "evaluation.html"),
+    }
+    run_id = _log_to_mlflow(registry, model_name, key, summary, results)
+    summary["mlflow_run_id"] = run_id
+    report = {"summary": summary, "labels": labels, "results": results}
+    from airflow_provider_llmops.core.report_html import render_evaluation
+
+    files = {
+        "eval_set.parquet": _table_bytes(rows),
+        "evaluation.html": render_evaluation(report).encode(),
+        "evaluation.json": json.dumps(report, indent=1, default=_jsonable, allow_nan=False).encode(),
+    }
+    store.commit_evaluation(model_name, key, files)
+    registry.tag_version(model_name, challenger.version, {"llmops.evaluation": summary["report_uri"], **{f"llmops.eval.{k}": v for k, v in summary["challenger"].items() if v is not None and "." not in k}})
+    return summary
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def _log_to_mlflow(registry: ModelRegistry, model_name: str, key: str, summary: dict[str, Any], results: dict[str, Any]) -> str:
+    client = registry.client
+    experiment_id = registry.experiment_id(registry.experiment_name)
+    found = registry.find_runs(experiment_id, {"llmops.eval_key": key})
+    if found and found[0].info.status == "FINISHED":
+        return found[0].info.run_id
+    run = client.create_run(
+        experiment_id,
+        run_name=f"evaluate-{model_name}-{key}",
+        tags={"llmops.eval_key": key, "llmops.model": model_name, "llmops.challenger_version": summary["challenger_version"], "llmops.champion_version": str(summary["champion_version"] or "")},
+    )
+    run_id = run.info.run_id
+    try:
+        for role, result in results.items():
+            for metric, value in result["metrics"].items():
+                if isinstance(value, (int, float)) and value is not None:
+                    client.log_metric(run_id, f"{role}.{metric}", float(value))
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "evaluation.json").write_text(json.dumps({"summary": summary, "results": results}, indent=1, default=_jsonable))
+            client.log_artifact(run_id, str(Path(tmp) / "evaluation.json"), "evaluation")
+        client.set_terminated(run_id, "FINISHED")
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    return run_id

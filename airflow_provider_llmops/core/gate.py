@@ -1,0 +1,256 @@
+"""Promotion gate: decide whether a challenger model may replace the champion, from flat metric dicts such as
+{"accuracy": .., "macro_f1": .., "ece": .., "fairness_gap": .., "latency_p95_ms": ..}.
+
+Checks, in order (each one a JSON-serialisable dict {name, metric, value, reference, threshold, passed, detail}):
+
+* `primary` (only with a champion): the primary metric must improve strictly (a tie never promotes; differences
+  within 1e-12 count as ties). When `min_abs_improvement` and/or `min_rel_improvement` are > 0, the improvement
+  must also reach at least one of the thresholds that are set; a threshold of 0 means "not required". The relative
+  improvement is improvement / |champion value|; against a champion value of 0 any positive improvement satisfies
+  it. If the champion has no primary metric, the check fails: an improvement cannot be shown. Its `threshold` is
+  {"min_abs_improvement": .., "min_rel_improvement": ..}.
+* `guard:<metric>` (only with a champion): the challenger may be worse than the champion by at most the tolerance.
+  For metrics in LOWER_IS_BETTER "worse" means higher. Skipped (passed, reference None, detail "champion has no
+  <metric>") when the champion lacks the metric.
+* `floor:<metric>`: absolute minimums on the challenger (maximums for LOWER_IS_BETTER metrics), always applied.
+* `fairness` / `latency`: absolute bounds on `fairness_gap` / `latency_p95_ms` when configured, always applied.
+
+With no champion (`champion is None`, a first model) only the absolute checks run: floors and bounds. A metric a
+check needs that is missing, None or not a finite number on the challenger fails that check; it never raises.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+LOWER_IS_BETTER: frozenset[str] = frozenset({"ece", "fairness_gap", "latency_p95_ms", "latency_p50_ms", "perplexity", "loss"})
+TIE_EPSILON = 1e-12
+
+
+def _default_guards() -> dict[str, float]:
+    return {"accuracy": 0.01, "ece": 0.02}
+
+
+def _default_floors() -> dict[str, float]:
+    return {"macro_f1": 0.5, "accuracy": 0.5}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _spec_number(name: str, value: Any, *, optional: bool = False, non_negative: bool = True) -> float | None:
+    if value is None and optional:
+        return None
+    if not _is_number(value) or not math.isfinite(float(value)):
+        raise ValueError(f"GateSpec.{name} must be a finite number{' or None' if optional else ''}, got {value!r}")
+    if non_negative and float(value) < 0:
+        raise ValueError(f"GateSpec.{name} must be >= 0, got {value!r}")
+    return float(value)
+
+
+def _spec_mapping(name: str, value: Any, *, non_negative: bool) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"GateSpec.{name} must be a mapping of metric name to number, got {value!r}")
+    out: dict[str, float] = {}
+    for metric, number in value.items():
+        if not isinstance(metric, str) or not metric:
+            raise ValueError(f"GateSpec.{name} keys must be metric names, got {metric!r}")
+        out[metric] = _spec_number(f"{name}[{metric!r}]", number, non_negative=non_negative)  # type: ignore[assignment]
+    return out
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    """Promotion rules. `guards` are tolerances against the champion; `floors` are absolute bounds on the challenger
+    (minimums, or maximums for LOWER_IS_BETTER metrics). Passing `guards`/`floors` replaces the defaults entirely."""
+
+    primary: str = "macro_f1"
+    min_abs_improvement: float = 0.0
+    min_rel_improvement: float = 0.0
+    guards: Mapping[str, float] = field(default_factory=_default_guards)
+    max_fairness_gap: float | None = 0.25
+    max_latency_p95_ms: float | None = None
+    floors: Mapping[str, float] = field(default_factory=_default_floors)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.primary, str) or not self.primary:
+            raise ValueError(f"GateSpec.primary must be a metric name, got {self.primary!r}")
+        set_ = object.__setattr__
+        set_(self, "min_abs_improvement", _spec_number("min_abs_improvement", self.min_abs_improvement))
+        set_(self, "min_rel_improvement", _spec_number("min_rel_improvement", self.min_rel_improvement))
+        set_(self, "max_fairness_gap", _spec_number("max_fairness_gap", self.max_fairness_gap, optional=True))
+        set_(self, "max_latency_p95_ms", _spec_number("max_latency_p95_ms", self.max_latency_p95_ms, optional=True))
+        set_(self, "guards", _spec_mapping("guards", self.guards, non_negative=True))
+        set_(self, "floors", _spec_mapping("floors", self.floors, non_negative=False))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> GateSpec:
+        """Build from a (possibly partial) dict, e.g. an Airflow Param; unknown keys raise ValueError."""
+        if d is None:
+            return cls()
+        if not isinstance(d, Mapping):
+            raise ValueError(f"GateSpec.from_dict expects a mapping, got {type(d).__name__}")
+        allowed = [f.name for f in fields(cls)]
+        unknown = sorted(str(key) for key in d if key not in allowed)
+        if unknown:
+            raise ValueError(f"unknown GateSpec key(s): {', '.join(unknown)} (allowed: {', '.join(allowed)})")
+        return cls(**dict(d))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "primary": self.primary,
+            "min_abs_improvement": self.min_abs_improvement,
+            "min_rel_improvement": self.min_rel_improvement,
+            "guards": dict(self.guards),
+            "max_fairness_gap": self.max_fairness_gap,
+            "max_latency_p95_ms": self.max_latency_p95_ms,
+            "floors": dict(self.floors),
+        }
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """Outcome of `decide`: passed only when every check passed; `reasons` holds one line per failed check."""
+
+    passed: bool
+    first_model: bool
+    checks: list[dict[str, Any]]
+    reasons: list[str]
+    summary: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "first_model": self.first_model,
+            "checks": copy.deepcopy(self.checks),
+            "reasons": list(self.reasons),
+            "summary": self.summary,
+        }
+
+
+def _read(metrics: Mapping[str, Any], metric: str) -> tuple[float | None, str | None]:
+    """(value, None) for a finite number, else (None, why it is unusable)."""
+    if metric not in metrics:
+        return None, "missing"
+    value = metrics[metric]
+    if value is None:
+        return None, "None"
+    if not _is_number(value):
+        return None, f"not a number ({value!r})"
+    if not math.isfinite(float(value)):
+        return None, f"not finite ({value!r})"
+    return float(value), None
+
+
+def _unusable(side: str, metric: str, why: str) -> str:
+    return f"{side} has no {metric}" if why in ("missing", "None") else f"{side} {metric} is {why}"
+
+
+def _f(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def _check(name: str, metric: str, value: float | None, reference: float | None, threshold: Any, passed: bool, detail: str) -> dict[str, Any]:
+    return {"name": name, "metric": metric, "value": value, "reference": reference, "threshold": threshold, "passed": passed, "detail": detail}
+
+
+def _primary_check(challenger: Mapping[str, Any], champion: Mapping[str, Any], spec: GateSpec) -> dict[str, Any]:
+    metric = spec.primary
+    threshold = {"min_abs_improvement": spec.min_abs_improvement, "min_rel_improvement": spec.min_rel_improvement}
+    needs = ["> 0"]
+    wanted = []
+    if spec.min_abs_improvement > 0:
+        wanted.append(f">= {spec.min_abs_improvement:g} absolute")
+    if spec.min_rel_improvement > 0:
+        wanted.append(f">= {spec.min_rel_improvement * 100:g}% relative")
+    if wanted:
+        needs.append(" or ".join(wanted))
+    needs_text = "needs " + " and ".join(needs)
+    value, why = _read(challenger, metric)
+    reference, ref_why = _read(champion, metric)
+    if why is not None:
+        return _check("primary", metric, value, reference, threshold, False, f"{_unusable('challenger', metric, why)}; cannot compare with the champion")
+    if ref_why is not None:
+        return _check("primary", metric, value, None, threshold, False, f"{_unusable('champion', metric, ref_why)}; cannot show an improvement")
+    assert value is not None and reference is not None
+    improvement = (reference - value) if metric in LOWER_IS_BETTER else (value - reference)
+    strictly_better = improvement > TIE_EPSILON
+    satisfied = []
+    if spec.min_abs_improvement > 0:
+        satisfied.append(improvement >= spec.min_abs_improvement - TIE_EPSILON)
+    if spec.min_rel_improvement > 0:
+        if reference == 0:
+            satisfied.append(strictly_better)
+        else:
+            satisfied.append(improvement / abs(reference) >= spec.min_rel_improvement - TIE_EPSILON)
+    passed = strictly_better and (not satisfied or any(satisfied))
+    relative = f", {improvement / abs(reference) * 100:+.2f}% relative" if reference != 0 else ""
+    detail = f"{metric} improved by {improvement:.4f} ({_f(value)} vs {_f(reference)}{relative}), {needs_text}"
+    return _check("primary", metric, value, reference, threshold, passed, detail)
+
+
+def _guard_check(metric: str, tolerance: float, challenger: Mapping[str, Any], champion: Mapping[str, Any]) -> dict[str, Any]:
+    name = f"guard:{metric}"
+    reference, ref_why = _read(champion, metric)
+    if ref_why is not None:
+        value, _ = _read(challenger, metric)
+        return _check(name, metric, value, None, tolerance, True, _unusable("champion", metric, ref_why))
+    value, why = _read(challenger, metric)
+    if why is not None:
+        return _check(name, metric, None, reference, tolerance, False, _unusable("challenger", metric, why))
+    assert value is not None and reference is not None
+    lower = metric in LOWER_IS_BETTER
+    worse_by = (value - reference) if lower else (reference - value)
+    passed = worse_by <= tolerance + TIE_EPSILON
+    if worse_by > TIE_EPSILON:
+        verb = "worsened" if lower else "regressed"
+        detail = f"{metric} {verb} by {worse_by:.4f} ({_f(value)} vs {_f(reference)}), tolerance {tolerance:g}"
+    else:
+        detail = f"{metric} did not get worse ({_f(value)} vs {_f(reference)}), tolerance {tolerance:g}"
+    return _check(name, metric, value, reference, tolerance, passed, detail)
+
+
+def _bound_check(name: str, metric: str, bound: float, upper: bool, kind: str, challenger: Mapping[str, Any]) -> dict[str, Any]:
+    value, why = _read(challenger, metric)
+    if why is not None:
+        return _check(name, metric, None, None, bound, False, f"{_unusable('challenger', metric, why)}; required by the {kind} {bound:g}")
+    assert value is not None
+    if upper:
+        passed = value <= bound + TIE_EPSILON
+        detail = f"{metric} {_f(value)} {'is within' if passed else 'exceeds'} the {kind} {bound:g}"
+    else:
+        passed = value >= bound - TIE_EPSILON
+        detail = f"{metric} {_f(value)} {'meets' if passed else 'is below'} the {kind} {bound:g}"
+    return _check(name, metric, value, None, bound, passed, detail)
+
+
+def decide(challenger: Mapping[str, float | None], champion: Mapping[str, float | None] | None, spec: GateSpec) -> GateDecision:
+    """Run every applicable check (see the module docstring) and promote only if all pass."""
+    first_model = champion is None
+    checks: list[dict[str, Any]] = []
+    if champion is not None:
+        checks.append(_primary_check(challenger, champion, spec))
+        checks.extend(_guard_check(metric, tolerance, challenger, champion) for metric, tolerance in spec.guards.items())
+    for metric, floor in spec.floors.items():
+        upper = metric in LOWER_IS_BETTER
+        checks.append(_bound_check(f"floor:{metric}", metric, floor, upper, "ceiling" if upper else "floor", challenger))
+    if spec.max_fairness_gap is not None:
+        checks.append(_bound_check("fairness", "fairness_gap", spec.max_fairness_gap, True, "maximum", challenger))
+    if spec.max_latency_p95_ms is not None:
+        checks.append(_bound_check("latency", "latency_p95_ms", spec.max_latency_p95_ms, True, "maximum", challenger))
+    reasons = [check["detail"] for check in checks if not check["passed"]]
+    passed = not reasons
+    if passed:
+        scope = "first model, no champion: floors and bounds only" if first_model else "challenger beats the champion"
+        summary = f"promote ({scope}): all {len(checks)} checks passed"
+        if not first_model:
+            summary += f"; {checks[0]['detail']}"
+    else:
+        summary = f"reject{' (first model)' if first_model else ''}: {len(reasons)} of {len(checks)} checks failed: " + "; ".join(reasons)
+    return GateDecision(passed=passed, first_model=first_model, checks=checks, reasons=reasons, summary=summary)

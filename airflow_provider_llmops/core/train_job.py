@@ -1,0 +1,260 @@
+"""Fine-tune on validated snapshots, log everything to MLflow, register a version and point `challenger` at it.
+
+Idempotent per training key (dag id, run id, task id): a retry finds the version it already registered (tag
+`llmops.train_key`) and reuses it. Until the version is registered and tagged, nothing is visible in the registry;
+a failure after creating the version deletes it again, and the MLflow run is marked FAILED.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_llmops import __version__
+from airflow_provider_llmops.core.registry import CHALLENGER, TAG_DAG_RUN, TAG_TRAIN_KEY, ModelRegistry, VersionInfo
+from airflow_provider_llmops.core.store import DatasetStore
+from airflow_provider_llmops.core.training import TrainConfig, TrainResult, train
+from airflow_provider_llmops.errors import ConfigurationError
+
+MODEL_ARTIFACT = "model"
+PROFILE_ARTIFACT = "profile"
+PLOTS_ARTIFACT = "plots"
+SPLIT_ARTIFACT = "split"
+
+TAG_SNAPSHOTS = "llmops.snapshots"  # dataset/snapshot_id, comma separated
+TAG_DAG_ID = "llmops.dag_id"
+TAG_PROVIDER = "llmops.provider_version"
+TAG_BASE_MODEL = "llmops.base_model"
+TAG_TASK = "llmops.task"
+TAG_SEED = "llmops.split_seed"
+TAG_VAL_FRACTION = "llmops.validation_fraction"
+TAG_PROFILE = "llmops.profile_id"
+
+
+@dataclass(frozen=True)
+class SnapshotSel:
+    dataset: str
+    snapshot_id: str
+
+    def __str__(self) -> str:
+        return f"{self.dataset}/{self.snapshot_id}"
+
+    @classmethod
+    def parse(cls, value: str) -> SnapshotSel:
+        dataset, _, snapshot_id = value.partition("/")
+        if not dataset or not snapshot_id:
+            raise ConfigurationError(f"snapshot reference {value!r} must be 'dataset/snapshot_id'")
+        return cls(dataset, snapshot_id)
+
+
+def train_key(dag_id: str | None, run_id: str | None, task_id: str | None, fallback: str) -> str:
+    """What identifies one logical training: the Airflow task of a dag run, or (outside Airflow) the inputs."""
+    material = f"{dag_id}|{run_id}|{task_id}" if run_id else fallback
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+def load_rows(store: DatasetStore, snapshots: Sequence[SnapshotSel]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for sel in snapshots:
+        rows.extend(store.read_table(sel.dataset, sel.snapshot_id).to_pylist())
+    return rows
+
+
+def rows_to_chunk(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    return {c: [row.get(c) for row in rows] for c in columns}
+
+
+def _plots(result: TrainResult, directory: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([h["step"] for h in result.history], [h["loss"] for h in result.history], lw=1, label="train loss (per step)")
+    if result.epochs and "loss" in result.epochs[-1]:
+        ax.plot([e["step"] for e in result.epochs], [e["loss"] for e in result.epochs], "o-", label="validation loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(directory / "loss_curve.png", dpi=100)
+    plt.close(fig)
+    written.append(directory / "loss_curve.png")
+    if result.labels and result.validation.get("y_true"):
+        import numpy as np
+
+        n = len(result.labels)
+        matrix = np.zeros((n, n), dtype=int)
+        for t, p in zip(result.validation["y_true"], result.validation["y_pred"], strict=True):
+            matrix[t, p] += 1
+        fig, ax = plt.subplots(figsize=(1 + 0.6 * n, 1 + 0.6 * n))
+        ax.imshow(matrix, cmap="Blues")
+        ax.set_xticks(range(n), result.labels, rotation=45, ha="right")
+        ax.set_yticks(range(n), result.labels)
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title("validation confusion matrix")
+        fig.tight_layout()
+        fig.savefig(directory / "confusion_matrix.png", dpi=100)
+        plt.close(fig)
+        written.append(directory / "confusion_matrix.png")
+    return written
+
+
+def _profile(rows: Sequence[dict[str, Any]], model_dir: Path, config: TrainConfig, snapshots: Sequence[SnapshotSel], embedding_sample: int) -> Any:
+    from airflow_provider_llmops.core.profile import build_profile
+
+    predictor = None
+    if config.task == "sequence-classification":
+        from airflow_provider_llmops.core.modeling import load_classifier
+
+        classifier = load_classifier(model_dir, max_length=config.max_length)
+        predictor = classifier.predict
+    chunk = rows_to_chunk(rows)
+    return build_profile(
+        lambda: iter([chunk]),
+        text_column=config.text_column,
+        label_column=config.label_column if config.task == "sequence-classification" else None,
+        model_dir=model_dir,
+        embedding_sample=embedding_sample,
+        predictor=predictor,
+        snapshot_ids=[s.snapshot_id for s in snapshots],
+    )
+
+
+def _finished_version(registry: ModelRegistry, model_name: str, key: str) -> VersionInfo | None:
+    found = registry.find_versions(model_name, {TAG_TRAIN_KEY: key})
+    return found[-1] if found else None
+
+
+def train_and_register(
+    *,
+    store: DatasetStore,
+    registry: ModelRegistry,
+    model_name: str,
+    snapshots: Sequence[SnapshotSel],
+    config: TrainConfig,
+    key: str,
+    run: dict[str, Any],
+    work_dir: Path,
+    embedding_sample: int = 1000,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Train, log, register, set `challenger`. Returns a JSON-safe summary (the XCom of the operator)."""
+    if not snapshots:
+        raise ConfigurationError("no snapshots to train on")
+    registry.ensure_model(model_name, description="Managed by airflow-provider-llmops")
+    existing = _finished_version(registry, model_name, key)
+    experiment_id = registry.experiment_id(registry.experiment_name)
+    if existing is not None:
+        log(f"model version {model_name}/{existing.version} was already registered by this task (train key {key}); reusing it")
+        registry.client.set_registered_model_alias(model_name, CHALLENGER, existing.version)
+        return _summary(registry, experiment_id, existing, reused=True)
+
+    for stale in registry.find_runs(experiment_id, {TAG_TRAIN_KEY: key}):
+        if stale.info.status == "RUNNING":  # an earlier try died mid-training: close its run
+            registry.client.set_terminated(stale.info.run_id, status="FAILED")
+
+    rows = load_rows(store, snapshots)
+    base_model = config.base_model or "all-MiniLM-L6-v2 (packaged)"
+    tags = {
+        TAG_TRAIN_KEY: key,
+        TAG_SNAPSHOTS: ",".join(str(s) for s in snapshots),
+        TAG_DAG_ID: str(run.get("dag_id") or ""),
+        TAG_DAG_RUN: str(run.get("run_id") or ""),
+        TAG_PROVIDER: __version__,
+        TAG_BASE_MODEL: base_model,
+        TAG_TASK: config.task,
+        TAG_SEED: str(config.seed),
+        TAG_VAL_FRACTION: str(config.validation_fraction),
+    }
+    mlflow_run = registry.client.create_run(experiment_id, tags=tags, run_name=f"train-{model_name}-{key[:8]}")
+    run_id = mlflow_run.info.run_id
+    version: VersionInfo | None = None
+    work = Path(tempfile.mkdtemp(prefix="llmops-train-", dir=work_dir))
+    try:
+        client = registry.client
+        for name, value in config.to_dict().items():
+            client.log_param(run_id, name, json.dumps(value) if isinstance(value, (list, dict)) else value)
+        client.log_param(run_id, "rows", len(rows))
+        result = train(rows, config, work / MODEL_ARTIFACT, log=log)
+        _log_metrics(client, run_id, result)
+        client.log_artifacts(run_id, str(work / MODEL_ARTIFACT), MODEL_ARTIFACT)
+        split_dir = work / SPLIT_ARTIFACT
+        split_dir.mkdir()
+        (split_dir / "split.json").write_text(json.dumps({**result.split, "snapshots": [str(s) for s in snapshots]}, indent=1))
+        client.log_artifacts(run_id, str(split_dir), SPLIT_ARTIFACT)
+        for plot in _plots(result, work / PLOTS_ARTIFACT):
+            client.log_artifact(run_id, str(plot), PLOTS_ARTIFACT)
+        log("building the reference profile for drift from the training data")
+        profile = _profile(rows, work / MODEL_ARTIFACT, config, snapshots, embedding_sample)
+        profile.save(work / PROFILE_ARTIFACT)
+        client.log_artifacts(run_id, str(work / PROFILE_ARTIFACT), PROFILE_ARTIFACT)
+        tags[TAG_PROFILE] = profile.profile_id
+        client.set_tag(run_id, TAG_PROFILE, profile.profile_id)
+        source = f"{client.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
+        version = registry.register(model_name, source, run_id, tags, description=f"{config.task} fine-tuned on {', '.join(str(s) for s in snapshots)}")
+        for metric, value in result.summary().items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                registry.client.set_model_version_tag(model_name, version.version, f"llmops.train.{metric}", str(value))
+        registry.client.set_registered_model_alias(model_name, CHALLENGER, version.version)
+        client.set_terminated(run_id, status="FINISHED")
+    except BaseException:
+        if version is not None:  # registered but not completed: leave nothing half-made behind
+            registry.delete_version(model_name, version.version)
+        registry.client.set_terminated(run_id, status="FAILED")
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    out = _summary(registry, experiment_id, registry.get_version(model_name, version.version), reused=False)
+    out["training"] = result.summary()
+    out["split"] = result.split
+    return out
+
+
+def _log_metrics(client: Any, run_id: str, result: TrainResult) -> None:
+    from mlflow.entities import Metric
+
+    import time
+
+    now = int(time.time() * 1000)
+    metrics = [Metric("train_loss", h["loss"], now, int(h["step"])) for h in result.history]
+    for record in result.epochs:
+        metrics += [Metric(f"val_{k}", v, now, int(record["step"])) for k, v in record.items() if k not in ("epoch", "step")]
+    for name, value in result.summary().items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value is not None:
+            metrics.append(Metric(name, float(value), now, result.steps))
+    for start in range(0, len(metrics), 900):
+        client.log_batch(run_id, metrics=metrics[start : start + 900])
+    client.set_tag(run_id, "llmops.stopped_by", result.stopped_by)
+
+
+def _summary(registry: ModelRegistry, experiment_id: str, version: VersionInfo, reused: bool) -> dict[str, Any]:
+    return {
+        "model_name": version.name,
+        "version": version.version,
+        "run_id": version.run_id,
+        "source": version.source,
+        "reused": reused,
+        "snapshots": version.tags.get(TAG_SNAPSHOTS, "").split(",") if version.tags.get(TAG_SNAPSHOTS) else [],
+        "profile_id": version.tags.get(TAG_PROFILE),
+        "run_url": registry.run_url(experiment_id, version.run_id) if version.run_id else None,
+        "version_url": registry.version_url(version.name, version.version),
+        "tracking_uri": registry.tracking_uri,
+        "alias": CHALLENGER,
+    }

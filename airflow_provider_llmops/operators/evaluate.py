@@ -1,0 +1,104 @@
+"""EvaluateModelOperator: champion and challenger on the same frozen evaluation set."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_llmops.links import MlflowModelVersionLink, MlflowRunLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class EvaluateModelOperator(BaseOperator):
+    """Score the challenger (`challenger_version`, default the `challenger` alias) and the current champion.
+
+    Reads: both versions' model files from MLflow; the evaluation set = the held-out split of the challenger's
+    training snapshots (same seed and fraction as training) plus the golden set (`golden_path`, default the
+    shipped `include/data/golden.jsonl`; empty string for none).
+    Writes: `<store>/evaluations/<model>/<key>/` with the frozen set (Parquet), `evaluation.json` and
+    `evaluation.html`; an MLflow run with both models' metrics; `llmops.eval.*` tags on the challenger version.
+    Metrics: accuracy, macro-F1, per-class F1, expected calibration error, p50/p95 latency per example (one at a
+    time), fairness gap (largest macro-F1 difference between groups of region / language / channel with at least
+    `min_group_size` rows); per evaluation part (held-out per dataset, golden) as well.
+    Returns (XCom): both versions, both flat metric sets (the gate's input), the evaluation set id, report URIs.
+    """
+
+    template_fields: Sequence[str] = ("model_name", "challenger_version", "golden_path")
+    operator_extra_links = (MlflowRunLink(), MlflowModelVersionLink())
+    ui_color = "#f3e8fc"
+
+    def __init__(
+        self,
+        *,
+        model_name: str | None = None,
+        challenger_version: str | None = None,
+        golden_path: str | None = None,
+        latency_sample: int = 50,
+        min_group_size: int = 30,
+        mlflow_conn_id: str | None = None,
+        store_uri: str | None = None,
+        store_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.challenger_version = challenger_version
+        self.golden_path = golden_path
+        self.latency_sample = latency_sample
+        self.min_group_size = min_group_size
+        self.mlflow_conn_id = mlflow_conn_id
+        self.store_uri = store_uri
+        self.store_conn_id = store_conn_id
+        self._summary: dict[str, Any] = {}
+        self._tracking_uri = ""
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_llmops.core.evaluate_job import evaluate
+        from airflow_provider_llmops.links import push_links
+        from airflow_provider_llmops.operators._common import open_registry, open_store
+        from airflow_provider_llmops.resources import sample_data_dir
+        from airflow_provider_llmops.settings import load_settings
+
+        settings = load_settings()
+        store = open_store(self.store_uri or settings.store_uri, self.store_conn_id or settings.store_conn_id)
+        registry = open_registry(self.mlflow_conn_id)
+        self._tracking_uri = registry.tracking_uri
+        name = self.model_name or settings.model_name
+        golden = str(sample_data_dir() / "golden.jsonl") if self.golden_path is None else self.golden_path
+        summary = evaluate(
+            store=store,
+            registry=registry,
+            model_name=name,
+            challenger_version=str(self.challenger_version) if self.challenger_version not in (None, "", "None") else None,
+            golden_path=golden or None,
+            cache_dir=settings.home / "cache",
+            latency_sample=self.latency_sample,
+            min_group_size=self.min_group_size,
+            log=self.log.info,
+        )
+        self._summary = summary
+        run_url = registry.run_url(registry.experiment_id(registry.experiment_name), summary["mlflow_run_id"]) if summary.get("mlflow_run_id") else None
+        push_links(context, run_url, registry.version_url(name, summary["challenger_version"]))
+        return summary
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        from airflow_provider_llmops.lineage import facets as F
+        from airflow_provider_llmops.lineage.custom_facets import evaluation_run_facet
+
+        s = self._summary
+        if not s:
+            return OperatorLineage()
+        inputs = [F.model_version_dataset(self._tracking_uri, s["model_name"], s["challenger_version"])]
+        if s.get("champion_version"):
+            inputs.append(F.model_version_dataset(self._tracking_uri, s["model_name"], s["champion_version"]))
+        outputs = [F.output_dataset(s["report_uri"])]
+        return OperatorLineage(inputs=inputs, outputs=outputs, run_facets={"llmopsEvaluation": evaluation_run_facet(s)})
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        return self.get_openlineage_facets_on_complete(task_instance)

@@ -1,0 +1,72 @@
+"""RollbackModelOperator: restore the previous champion (or a given version), audited."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_llmops.links import MlflowModelVersionLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class RollbackModelOperator(BaseOperator):
+    """Point `champion` of `model_name` back at `previous-champion`, or at `target_version` when given.
+
+    Writes: the alias change as a compare-and-swap (aborts if the aliases move meanwhile); clears
+    `previous-champion` so a second rollback cannot bring the bad version back; tags the version rolled back from
+    (`llmops.rolled_back`); an audit record with `reason`; the `llmopsGate` lineage facet (action rollback).
+    Returns (XCom): the champion now, the version rolled back from, the aliases.
+    """
+
+    template_fields: Sequence[str] = ("model_name", "target_version", "reason")
+    operator_extra_links = (MlflowModelVersionLink(),)
+    ui_color = "#fdecea"
+
+    def __init__(self, *, model_name: str | None = None, target_version: str | None = None, reason: str = "", mlflow_conn_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.target_version = target_version
+        self.reason = reason
+        self.mlflow_conn_id = mlflow_conn_id
+        self._result: dict[str, Any] = {}
+        self._tracking_uri = ""
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_llmops.core.audit import AuditTrail, default_audit_path
+        from airflow_provider_llmops.core.promote_job import rollback
+        from airflow_provider_llmops.links import push_links
+        from airflow_provider_llmops.operators._common import open_registry, run_info
+        from airflow_provider_llmops.settings import load_settings
+
+        settings = load_settings()
+        registry = open_registry(self.mlflow_conn_id)
+        self._tracking_uri = registry.tracking_uri
+        target = str(self.target_version).strip() if self.target_version not in (None, "", "None") else None
+        result = rollback(
+            registry=registry,
+            audit=AuditTrail(default_audit_path(settings.home)),
+            model_name=self.model_name or settings.model_name,
+            target_version=target,
+            run=run_info(context),
+            reason=self.reason,
+            log=self.log.info,
+        )
+        self._result = result
+        push_links(context, None, result.get("version_url"))
+        return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        from airflow_provider_llmops.lineage import facets as F
+        from airflow_provider_llmops.lineage.custom_facets import gate_run_facet
+
+        r = self._result
+        if not r:
+            return OperatorLineage()
+        outputs = [F.model_version_dataset(self._tracking_uri, r["model_name"], r["champion"], output=True)]
+        return OperatorLineage(outputs=outputs, run_facets={"llmopsGate": gate_run_facet(r, "rollback")})
