@@ -49,6 +49,8 @@ def embedded_env(home: Path, port: int = 8080) -> dict[str, str]:
         "AIRFLOW__LLMOPS__HOME": str(home),
         "AIRFLOW__LLMOPS__STORE_URI": str(home / "store"),
         "AIRFLOW__LLMOPS__ALLOWED_ROOTS": f"{sample_data_dir()},{home / 'incoming'}",
+        # MLflow: SQLite store and artifacts under <home>/mlflow; `llmops mlflow` serves its UI here
+        "AIRFLOW__LLMOPS__MLFLOW_UI_URL": "http://127.0.0.1:5000",
         "GX_ANALYTICS_ENABLED": "False",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",

@@ -75,11 +75,11 @@ def ensure_profile(store: DatasetStore, dataset: str, snapshot_id: str, cache_di
     return ReferenceProfile.load(store.fetch_profile(dataset, snapshot_id, cache_dir)), created
 
 
-def score_snapshot(store: DatasetStore, dataset: str, snapshot_id: str, profile: ReferenceProfile, options: ScoreOptions) -> tuple[dict[str, Any], str, str]:
+def score_snapshot(store: DatasetStore, dataset: str, snapshot_id: str, profile: ReferenceProfile, options: ScoreOptions, predictor: Any = None) -> tuple[dict[str, Any], str, str]:
     """Score a snapshot; store drift.json and drift.html beside it. Returns (report, json_uri, html_uri)."""
     from airflow_provider_llmops.core.report_html import render
 
-    report = score(profile, iter_chunks(store.data_source(dataset, snapshot_id), "parquet"), options)
+    report = score(profile, iter_chunks(store.data_source(dataset, snapshot_id), "parquet"), options, predictor=predictor)
     report["dataset"], report["snapshot_id"] = dataset, snapshot_id
     json_uri = store.write_beside(dataset, snapshot_id, DRIFT_JSON, json.dumps(report, indent=1, allow_nan=False).encode())
     page = render(report, f"Drift of {dataset} snapshot {snapshot_id}")

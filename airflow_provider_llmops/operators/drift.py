@@ -15,10 +15,13 @@ class DriftScoreOperator(BaseOperator):
     """Score snapshot `snapshot_id` of `dataset` for drift.
 
     Reads: the snapshot's data and a reference profile. An empty `snapshot_id` means the snapshot of the asset
-    event that triggered the run, else the latest snapshot of `dataset` that passed validation. The reference is the champion model's profile once models
-    exist; until then it is the profile of `reference_snapshot_id` (of `reference_dataset`, default `dataset`), or
-    of the earliest snapshot of that dataset that passed validation. A missing profile is built once from the
-    reference snapshot and stored under `<store>/profiles/`; scoring never re-reads the reference data.
+    event that triggered the run, else the latest snapshot of `dataset` that passed validation. The reference is
+    the profile stored with the `champion` version of `model_name` (default `[llmops] model_name`) in MLflow, and
+    the champion itself predicts labels for the `predicted_label` feature, unless a reference is given
+    explicitly or `use_champion=False`. Without a champion it is the profile of `reference_snapshot_id` (of
+    `reference_dataset`, default `dataset`), or of the earliest snapshot of that dataset that passed validation;
+    a missing snapshot profile is built once and stored under `<store>/profiles/`. Scoring never re-reads the
+    reference data.
     Writes: `drift.json` and `drift.html` (per-feature histograms) beside the snapshot; Prometheus gauges
     (pushed to `[llmops] pushgateway_url` when set, and written to `<home>/metrics/`).
     Decides: the drift verdict, per feature (PSI by default, fixed AND size-calibrated threshold) and for the
@@ -26,7 +29,7 @@ class DriftScoreOperator(BaseOperator):
     Returns (XCom): verdict, drifting and top features with their scores, report URIs.
     """
 
-    template_fields: Sequence[str] = ("dataset", "snapshot_id", "reference_dataset", "reference_snapshot_id", "statistic", "mode", "store_uri")
+    template_fields: Sequence[str] = ("dataset", "snapshot_id", "reference_dataset", "reference_snapshot_id", "statistic", "mode", "model_name", "store_uri")
     ui_color = "#fff4e5"
 
     def __init__(
@@ -44,6 +47,9 @@ class DriftScoreOperator(BaseOperator):
         text_column: str = "text",
         label_column: str | None = "label",
         model_dir: str | None = None,
+        model_name: str | None = None,
+        use_champion: bool = True,
+        mlflow_conn_id: str | None = None,
         store_uri: str | None = None,
         store_conn_id: str | None = None,
         **kwargs: Any,
@@ -61,6 +67,9 @@ class DriftScoreOperator(BaseOperator):
         self.text_column = text_column
         self.label_column = label_column
         self.model_dir = model_dir
+        self.model_name = model_name
+        self.use_champion = use_champion
+        self.mlflow_conn_id = mlflow_conn_id
         self.store_uri = store_uri
         self.store_conn_id = store_conn_id
         self._lineage: dict[str, Any] = {}
@@ -85,18 +94,29 @@ class DriftScoreOperator(BaseOperator):
         self.snapshot_id = self.snapshot_id or _triggering_snapshot(context, self.dataset) or latest_passed(store, self.dataset)
         ref = store.ref(self.dataset, self.snapshot_id)
         self._lineage = {"snapshot_uri": ref.uri}
-        ref_dataset, ref_snapshot = resolve_reference(store, self.dataset, self.reference_dataset or None, self.reference_snapshot_id or None)
         profile_settings = ProfileSettings(self.text_column, self.label_column, self.model_dir, self.embedding_sample if self.embeddings else 0)
-        profile, built = ensure_profile(store, ref_dataset, ref_snapshot, settings.home / "cache", profile_settings)
-        self.log.info("reference profile %s of %s/%s (%s)", profile.profile_id, ref_dataset, ref_snapshot, "built now" if built else "reused")
+        champion = None
+        if self.use_champion and not (self.reference_snapshot_id or self.reference_dataset):
+            champion = _champion_profile(self.model_name or settings.model_name, self.mlflow_conn_id, settings.home / "cache")
+        predictor = None
+        if champion is not None:
+            profile, predictor, model_version = champion
+            profile_uri = None
+            self._lineage["model_version"] = model_version
+            self.log.info("reference profile %s of the champion %s v%s", profile.profile_id, model_version[1], model_version[2])
+        else:
+            ref_dataset, ref_snapshot = resolve_reference(store, self.dataset, self.reference_dataset or None, self.reference_snapshot_id or None)
+            profile, built = ensure_profile(store, ref_dataset, ref_snapshot, settings.home / "cache", profile_settings)
+            profile_uri = store.profile_uri(ref_dataset, ref_snapshot)
+            self.log.info("reference profile %s of %s/%s (%s)", profile.profile_id, ref_dataset, ref_snapshot, "built now" if built else "reused")
         thresholds = {**D.DEFAULT_THRESHOLDS, **(self.thresholds or {})}
         options = ScoreOptions(
             rules=D.DriftRules(statistic=self.statistic, mode=self.mode, thresholds=tuple(thresholds.items())),
             embeddings=self.embeddings,
             embedding_sample=self.embedding_sample,
         )
-        report, json_uri, html_uri = score_snapshot(store, self.dataset, self.snapshot_id, profile, options)
-        self._lineage.update(report=report, profile_uri=store.profile_uri(ref_dataset, ref_snapshot))
+        report, json_uri, html_uri = score_snapshot(store, self.dataset, self.snapshot_id, profile, options, predictor=predictor)
+        self._lineage.update(report=report, profile_uri=profile_uri)
         for name, feature in report["features"].items():
             self.log.info("%-16s psi=%.4f js=%.4f kl=%.4f %s | %s", name, feature["scores"]["psi"], feature["scores"]["js"], feature["scores"]["kl"], "DRIFT" if feature["verdict"]["drift"] else "ok", feature["verdict"]["rule"])
         if report.get("embedding"):
@@ -126,11 +146,39 @@ class DriftScoreOperator(BaseOperator):
         report = self._lineage.get("report")
         if report is None:
             return OperatorLineage(inputs=inputs)
-        inputs.append(F.input_dataset(self._lineage["profile_uri"]))
+        if self._lineage.get("model_version"):
+            inputs.append(F.model_version_dataset(*self._lineage["model_version"]))
+        else:
+            inputs.append(F.input_dataset(self._lineage["profile_uri"]))
         return OperatorLineage(inputs=inputs, run_facets={"llmopsDrift": drift_run_facet(report)})
 
     def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
         return self.get_openlineage_facets_on_complete(task_instance)
+
+
+def _champion_profile(model_name: str, mlflow_conn_id: str | None, cache_dir: Any) -> tuple[Any, Any, tuple[str, str, str]] | None:
+    """(profile, predictor, (tracking uri, model, version)) of the champion: the drift profile stored with it
+    (artifact `profile/`) and its classifier for the predicted-label feature; None without a champion."""
+    from airflow_provider_llmops.core.evaluate_job import fetch_artifact_dir, fetch_model
+    from airflow_provider_llmops.core.profile import ReferenceProfile
+    from airflow_provider_llmops.core.registry import CHAMPION
+    from airflow_provider_llmops.core.train_job import PROFILE_ARTIFACT
+    from airflow_provider_llmops.operators._common import open_registry
+
+    registry = open_registry(mlflow_conn_id)
+    version = registry.alias(model_name, CHAMPION)
+    if version is None:
+        return None
+    info = registry.get_version(model_name, version)
+    if not info.run_id:
+        return None
+    profile = ReferenceProfile.load(fetch_artifact_dir(registry, info.run_id, PROFILE_ARTIFACT, cache_dir))
+    predictor = None
+    if profile.predicted_labels:
+        from airflow_provider_llmops.core.modeling import load_classifier
+
+        predictor = load_classifier(fetch_model(registry, info, cache_dir)).predict
+    return profile, predictor, (registry.tracking_uri, model_name, version)
 
 
 def _triggering_snapshot(context: Any, dataset: str) -> str | None:

@@ -171,6 +171,21 @@ def test_rollback_restores_the_previous_champion_once(world: dict[str, Any]):
     assert forward["champion"] == "2" and registry.alias(MODEL, CHAMPION) == "2"
 
 
+def test_drift_scores_against_the_champions_profile(world: dict[str, Any]):
+    from airflow_provider_llmops.operators.drift import DriftScoreOperator
+
+    registry = open_registry()
+    champion = registry.get_version(MODEL, registry.alias(MODEL, CHAMPION))
+    op = DriftScoreOperator(task_id="drift", dataset="tickets", snapshot_id=world["snapshots"]["drift"], model_name=MODEL, embedding_sample=64)
+    result = op.execute(context={})
+    assert result["profile_id"] == champion.tags["llmops.profile_id"]
+    assert [f"tickets/{s}" for s in result["reference_snapshot_ids"]] == champion.tags["llmops.snapshots"].split(",")
+    report = json.loads(_local(result["report_uri"]).read_text())
+    assert "predicted_label" in report["features"]  # the champion predicted the batch's labels
+    inputs = op.get_openlineage_facets_on_complete(None).inputs
+    assert (inputs[1].namespace, inputs[1].name) == ("mlflow://localhost", f"models/{MODEL}/versions/{champion.version}")
+
+
 def test_every_decision_is_in_a_verifiable_audit_trail(world: dict[str, Any]):
     path = default_audit_path(world["home"])
     result = verify(path)

@@ -1,0 +1,52 @@
+"""llmops_retrain and llmops_rollback run for real under dag.test(): the first model is trained, evaluated and
+promoted; a second run finds nothing to do; a rollback without a previous champion fails clearly; every lineage
+event validates, with the training, evaluation and gate facets and the model version as a dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.dagrun import run_dag
+from tests.openlineage_spec import validate_event
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CONF = {
+    "dataset": "retrain_e2e",
+    "model_name": "router_e2e",
+    "max_steps": 4,
+    "training": {"max_length": 32, "batch_size": 16, "epochs": 1},
+    "gate": {"floors": {"macro_f1": 0.0, "accuracy": 0.0}, "max_fairness_gap": None},
+}
+
+
+def test_retrain_dag_trains_promotes_and_then_rests(airflow_db: Path, sample_dir: Path):
+    source = airflow_db / "incoming" / "retrain_slice.jsonl"
+    source.write_text("".join((sample_dir / "tickets_reference.jsonl").read_text().splitlines(keepends=True)[:240]))
+    ingest = run_dag(airflow_db, "llmops_ingest_validate", {"dataset": "retrain_e2e", "source_uri": str(source)})
+    assert ingest.tasks == {"ingest": "success", "validate": "success"}
+
+    first = run_dag(airflow_db, "llmops_retrain", CONF)
+    assert first.state == "success", first.tasks
+    assert first.tasks == {"should_retrain": "success", "fine_tune": "success", "evaluate": "success", "promote": "success", "no_retrain": "skipped"}
+    trained, evaluated, promoted = first.xcom["fine_tune"], first.xcom["evaluate"], first.xcom["promote"]
+    assert trained["version"] == evaluated["challenger_version"] == promoted["champion"]
+    assert promoted["promoted"] is True and promoted["first_model"] is True and promoted["aliases"] == {"champion": trained["version"]}
+    assert trained["run_url"].startswith("http://127.0.0.1:5000/#/experiments/")
+
+    facets = set()
+    for event in first.events:
+        facets.update(validate_event(event))
+    assert {"llmopsTraining", "llmopsEvaluation", "llmopsGate"} <= facets
+    outputs = [(d["namespace"], d["name"]) for e in first.events if e["eventType"] == "COMPLETE" for d in e.get("outputs", [])]
+    assert ("mlflow://localhost", f"models/router_e2e/versions/{trained['version']}") in outputs
+
+    second = run_dag(airflow_db, "llmops_retrain", {k: v for k, v in CONF.items() if k != "gate"})
+    assert second.tasks["should_retrain"] == "success" and second.tasks["no_retrain"] == "success" and second.tasks["fine_tune"] == "skipped"
+
+    rollback = run_dag(airflow_db, "llmops_rollback", {"model_name": "router_e2e", "reason": "test"})
+    assert rollback.tasks == {"rollback": "failed"}  # only one champion so far: nothing to roll back to
+    for event in rollback.events:
+        validate_event(event)
