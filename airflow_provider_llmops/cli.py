@@ -1,6 +1,7 @@
 """`llmops`: run the embedded default, open the UI, install DAG files.
 
-    llmops demo [--source URI] [--dataset NAME]   set up the embedded Airflow and run the pipeline once
+    llmops demo [--source URI] [--dataset NAME]   set up the embedded Airflow and run the whole loop on the samples
+    llmops mlflow [--port 5000]                   the MLflow UI on the embedded default's store
     llmops ui [--port 8080]                       the Airflow UI (airflow standalone) on the embedded default
     llmops env                                    shell exports of the embedded default: eval "$(llmops env)"
     llmops dags install DIR                       copy the provider's DAG files into a DAGs folder
@@ -97,7 +98,48 @@ def _print_drift(results: dict[str, Any]) -> None:
     print(f"  report      {drift['html_uri']}")
 
 
+def _print_retrain(results: dict[str, Any], names: dict[str, str]) -> None:
+    decision = results.get("should_retrain", {}).get("state")
+    if results.get("fine_tune", {}).get("state") != "success":
+        print(f"  decision    no retraining ({decision}); see the should_retrain task log for why")
+        return
+    trained = results["fine_tune"]["xcom"] or {}
+    training = trained.get("training") or {}
+    print(f"  trained     {trained['model_name']} v{trained['version']} on {len(trained['snapshots'])} snapshot(s): {training.get('samples')} samples, {training.get('samples_per_second', 0):.1f} samples/s, stopped by {training.get('stopped_by')}")
+    evaluation = results.get("evaluate", {}).get("xcom") or {}
+    promote = results.get("promote", {}).get("xcom") or {}
+    if evaluation:
+        champion = evaluation.get("champion") or {}
+        challenger = evaluation["challenger"]
+        against = f" vs champion v{evaluation['champion_version']}" if evaluation.get("champion_version") else " (no champion yet)"
+        print(f"  evaluated   on {evaluation['eval_set']['rows']} rows ({', '.join(f'{_part_name(k, names)}={v}' for k, v in evaluation['eval_set']['parts'].items())}){against}")
+        for metric in ("macro_f1", "accuracy", "ece", "fairness_gap", "latency_p95_ms"):
+            old = champion.get(metric)
+            print(f"    {metric:<16} {_fmt(challenger.get(metric))}" + (f"   (champion {_fmt(old)})" if evaluation.get("champion_version") else ""))
+        for key, value in challenger.items():
+            if key.endswith(".macro_f1") and key.startswith("heldout:"):
+                part = key[: -len(".macro_f1")]
+                old = champion.get(key)
+                print(f"    macro_f1 on {_part_name(part, names):<24} {_fmt(value)}" + (f"   (champion {_fmt(old)})" if evaluation.get("champion_version") else ""))
+    if promote:
+        verdict = "PROMOTED" if promote["promoted"] else "REJECTED"
+        print(f"  gate        {verdict}: champion is now v{promote['champion']}" + (f", previous-champion v{promote['champion_before']}" if promote.get("champion_before") and promote["promoted"] else ""))
+        for reason in promote.get("reasons", []):
+            print(f"    reason    {reason}")
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _part_name(part: str, names: dict[str, str]) -> str:
+    snapshot = part.rsplit("/", 1)[-1]
+    return names.get(snapshot, part)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    """The whole loop on the sample data: reference -> first model; same-distribution batch -> no drift, no
+    retraining; drifted batch -> drift -> retrain -> evaluate against the champion -> promote."""
     from airflow_provider_llmops.resources import sample_data_dir
 
     home = _home(args)
@@ -110,29 +152,73 @@ def cmd_demo(args: argparse.Namespace) -> int:
     samples = sample_data_dir()
     sources = [args.source] if args.source else [str(samples / f) for f in ("tickets_reference.jsonl", "tickets_batch_same.jsonl", "tickets_batch_drift.jsonl")]
     failures = 0
-    snapshots: list[tuple[str, str]] = []
-    for source in sources:
+    names: dict[str, str] = {}
+    retrain_conf: dict[str, Any] = {"dataset": args.dataset, "model_name": args.model_name}
+    if args.max_train_minutes:
+        retrain_conf["max_train_minutes"] = args.max_train_minutes
+    last_drift: dict[str, Any] = {}
+    for index, source in enumerate(sources):
+        name = Path(source).name
         conf = {"dataset": args.dataset, "source_uri": source}
-        print(f"[llmops] llmops_ingest_validate on {Path(source).name} ...", flush=True)
+        print(f"[llmops] llmops_ingest_validate on {name} ...", flush=True)
         state, results = _run_dag("llmops_ingest_validate", home / "dags", conf)
-        print(f"llmops_ingest_validate ({Path(source).name}): {state}")
+        print(f"llmops_ingest_validate ({name}): {state}")
         _print_ingest(results)
         failures += state != "success"
         validate = results.get("validate", {}).get("xcom") or {}
-        if validate.get("status") == "passed":
-            snapshots.append((Path(source).name, validate["snapshot_id"]))
-    if not args.no_drift:
-        # the first validated snapshot of the dataset is the reference; score every later batch against it
-        for name, snapshot_id in snapshots[1:] if len(snapshots) > 1 else snapshots:
+        if validate.get("status") != "passed" or args.no_drift:
+            continue
+        names[validate["snapshot_id"][:12]] = name
+        if index > 0 or len(sources) == 1:
             print(f"[llmops] llmops_drift on {name} ...", flush=True)
-            state, results = _run_dag("llmops_drift", home / "dags", {"dataset": args.dataset, "snapshot_id": snapshot_id})
+            state, results = _run_dag("llmops_drift", home / "dags", {"dataset": args.dataset, "snapshot_id": validate["snapshot_id"]})
             print(f"llmops_drift ({name}): {state}")
             _print_drift(results)
             failures += state != "success"
+            last_drift = results.get("score_drift", {}).get("xcom") or last_drift
+        if args.no_train:
+            continue
+        print(f"[llmops] llmops_retrain after {name} (training on CPU takes minutes) ...", flush=True)
+        state, results = _run_dag("llmops_retrain", home / "dags", retrain_conf)
+        print(f"llmops_retrain (after {name}): {state}")
+        _print_retrain(results, names)
+        failures += state != "success"
+    if not args.no_train and not args.no_drift:
+        _print_champion(args.model_name, last_drift)
     print(f"lineage       {embedded.lineage_file(home)} (OpenLineage events, one JSON per line)")
+    print(f"audit         {home / 'audit' / 'audit.jsonl'} (verify: {_command_path('llmops')} audit verify)")
     print(f"metrics       {home / 'metrics'} (Prometheus textfiles; set [llmops] pushgateway_url to push)")
+    print(f"MLflow        {home / 'mlflow'} (UI: {_command_path('llmops')} mlflow, then http://127.0.0.1:5000)")
     print(f"UI            {_command_path('llmops')} ui   (then http://127.0.0.1:8080)")
     return 0 if failures == 0 else 1
+
+
+def _print_champion(model_name: str, drift: dict[str, Any]) -> None:
+    from airflow_provider_llmops.operators._common import open_registry
+
+    registry = open_registry()
+    aliases = registry.aliases(model_name)
+    if not aliases.get("champion"):
+        print(f"champion      {model_name}: none")
+        return
+    version = registry.get_version(model_name, aliases["champion"])
+    metrics = {k[len("llmops.eval."):]: v for k, v in version.tags.items() if k.startswith("llmops.eval.") and "." not in k[len("llmops.eval."):]}
+    shown = ", ".join(f"{k} {float(v):.4f}" for k, v in sorted(metrics.items()))
+    print(f"champion      {model_name} v{version.version} ({shown})" + (f"; previous-champion v{aliases['previous-champion']}" if aliases.get("previous-champion") else ""))
+    if drift:
+        print(f"drift         last batch: {drift['verdict'].upper()} ({', '.join(drift['drifting_features']) or 'no drifting features'})")
+
+
+def cmd_mlflow(args: argparse.Namespace) -> int:
+    """The MLflow UI on the embedded default's SQLite store (127.0.0.1 only)."""
+    home = _home(args)
+    root = home / "mlflow"
+    root.mkdir(parents=True, exist_ok=True)
+    mlflow = Path(sys.executable).with_name("mlflow")
+    command = [str(mlflow), "ui", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--default-artifact-root", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(args.port)]
+    print(f"MLflow UI on http://127.0.0.1:{args.port} (store {root}); Ctrl-C stops it.", flush=True)
+    os.execv(command[0], command)
+    return 0  # not reached
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
@@ -227,7 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dataset", default="support_tickets")
     demo.add_argument("--verbose", action="store_true", help="show Airflow's task logs")
     demo.add_argument("--no-drift", action="store_true", help="only ingest and validate")
+    demo.add_argument("--no-train", action="store_true", help="ingest, validate and score drift, but do not train")
+    demo.add_argument("--model-name", default="support_ticket_router")
+    demo.add_argument("--max-train-minutes", type=float, default=None, help="training budget per run (default: the DAG's, 30)")
     demo.set_defaults(func=cmd_demo)
+
+    mlflow_ui = sub.add_parser("mlflow", help="the MLflow UI on the embedded default's store")
+    mlflow_ui.add_argument("--port", type=int, default=5000)
+    mlflow_ui.set_defaults(func=cmd_mlflow)
 
     ui = sub.add_parser("ui", help="run the Airflow UI and scheduler (airflow standalone) on the embedded default")
     ui.add_argument("--port", type=int, default=8080)

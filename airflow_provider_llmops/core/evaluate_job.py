@@ -89,14 +89,15 @@ def read_golden(path: str | Path | None) -> list[dict[str, Any]]:
 
 
 def build_eval_set(store: DatasetStore, challenger: VersionInfo, golden_rows: Sequence[dict[str, Any]], text_column: str = "text") -> list[dict[str, Any]]:
-    """Held-out rows of the challenger's training snapshots (tagged `_part` = dataset/snapshot) + golden rows."""
+    """Held-out rows of the challenger's training snapshots (`_part` = `heldout:<dataset>/<snapshot id[:12]>`)
+    plus the golden rows (`_part` = `golden`)."""
     snapshots = [SnapshotSel.parse(s) for s in challenger.tags.get(TAG_SNAPSHOTS, "").split(",") if s]
     seed = int(challenger.tags.get(TAG_SEED, "42"))
     fraction = float(challenger.tags.get(TAG_VAL_FRACTION, "0.2"))
     rows: list[dict[str, Any]] = []
     for sel in snapshots:
         _, held_out = split_rows(load_rows(store, [sel]), seed, fraction)
-        rows += [{**r, "_part": f"heldout:{sel.dataset}"} for r in held_out]
+        rows += [{**r, "_part": f"heldout:{sel.dataset}/{sel.snapshot_id[:12]}"} for r in held_out]
     rows += [{**r, "_part": "golden"} for r in golden_rows]
     rows = [r for r in rows if isinstance(r.get(text_column), str) and r[text_column].strip()]
     if not rows:

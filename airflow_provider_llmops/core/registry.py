@@ -98,9 +98,19 @@ class MlflowConfig:
         return f"MlflowConfig(tracking_uri={self.tracking_uri!r}, registry_uri={self.registry_uri!r}, experiment={self.experiment!r})"
 
     def apply_credentials(self) -> None:
+        """Hand the credentials to MLflow. Values an earlier config of this process set and this one lacks are
+        removed, so one connection's credentials never reach another server; values set by the environment
+        itself are left alone."""
         for key, value in (("MLFLOW_TRACKING_USERNAME", self.username), ("MLFLOW_TRACKING_PASSWORD", self.password), ("MLFLOW_TRACKING_TOKEN", self.token)):
             if value:
                 os.environ[key] = value
+                _CREDENTIALS_SET.add(key)
+            elif key in _CREDENTIALS_SET:
+                os.environ.pop(key, None)
+                _CREDENTIALS_SET.discard(key)
+
+
+_CREDENTIALS_SET: set[str] = set()
 
 
 def default_config(home: Path) -> MlflowConfig:

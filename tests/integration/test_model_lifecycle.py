@@ -103,7 +103,7 @@ def test_first_model_is_registered_evaluated_and_promoted(world: dict[str, Any])
     evaluate = EvaluateModelOperator(task_id="evaluate", model_name=MODEL, latency_sample=10)
     summary = evaluate.execute(context={})
     assert summary["champion_version"] is None and summary["challenger_version"] == "1"
-    assert set(summary["eval_set"]["parts"]) == {"heldout:tickets", "golden"}
+    assert set(summary["eval_set"]["parts"]) == {f"heldout:tickets/{world['snapshots']['ref'][:12]}", "golden"}
     for metric in ("accuracy", "macro_f1", "ece", "fairness_gap", "latency_p50_ms", "latency_p95_ms"):
         assert summary["challenger"][metric] is not None
     report = json.loads(_local(summary["report_uri"]).read_text())
@@ -140,7 +140,8 @@ def test_a_retry_of_the_same_dag_run_reuses_its_version(world: dict[str, Any]):
 def test_promotion_aborts_when_the_champion_moved_after_evaluation(world: dict[str, Any]):
     registry = open_registry()
     summary = EvaluateModelOperator(task_id="evaluate", model_name=MODEL, challenger_version="2", latency_sample=5).execute(context={})
-    assert summary["champion_version"] == "1" and set(summary["eval_set"]["parts"]) == {"heldout:tickets", "golden"}
+    parts = {f"heldout:tickets/{world['snapshots'][name][:12]}" for name in ("ref", "drift")} | {"golden"}
+    assert summary["champion_version"] == "1" and set(summary["eval_set"]["parts"]) == parts
     # Real metrics of two 6-step models are close to chance; raise the challenger's so the gate passes and the
     # compare-and-swap is what is under test (the gate's decisions are covered on hand-made sets in test_gate).
     boosted = {**summary, "challenger": {**summary["challenger"], "macro_f1": 0.9, "accuracy": 0.9, "ece": 0.0}}
