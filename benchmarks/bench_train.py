@@ -9,7 +9,8 @@ Both loops: the packaged all-MiniLM-L6-v2 (offline, trust_remote_code=False), th
 default thread count. samples/s is measured over the optimizer steps only (model loading, tokenising the whole split
 up front, validation and saving are excluded; the bare loop tokenises each batch inside the timed loop, as the
 textbook loop does, and that share is printed). Runs are interleaved (bare, ours, bare, ours, ...) after one untimed
-warm-up, and the median and best of each are compared: the issue asks for ours/bare >= 0.95.
+warm-up (a bare run of `--steps` steps: allocator, kernels, lazy imports), and the median and best of each are
+compared: the issue asks for ours/bare >= 0.95 (PASS/FAIL is printed on the median; the exit status is 0 either way).
 
 With `--operator` (default) a full `FineTuneOperator.execute` then runs once against a temporary SQLite MLflow store and
 dataset store (the first `--rows` rows ingested and validated with the operators), and its wall time is split into
@@ -23,6 +24,7 @@ import argparse
 import gc
 import os
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -42,6 +44,20 @@ def _peak_mib() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu_mark() -> tuple[float, float, float]:
+    """(wall, CPU-seconds busy machine-wide incl. steal, CPU-seconds of this process) for `_other_load`."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    busy = sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0)  # all but idle and iowait
+    own = os.times()
+    return time.perf_counter(), busy / os.sysconf("SC_CLK_TCK"), own.user + own.system
+
+
+def _other_load(mark: tuple[float, float, float]) -> float:
+    """CPUs kept busy by other processes since `mark`: how contended this run was (noise indicator)."""
+    now = _cpu_mark()
+    return max(0.0, (now[1] - mark[1]) - (now[2] - mark[2])) / max(now[0] - mark[0], 1e-9)
 
 
 def _environment(home: Path) -> None:
@@ -242,7 +258,7 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--warmup-steps", type=int, default=2, help="untimed bare-loop steps before the first measured run")
+    parser.add_argument("--warmup-steps", type=int, default=None, help="untimed bare-loop steps before the first measured run (default: --steps, so every batch shape is seen once)")
     parser.add_argument("--operator", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
     args.seed, args.validation_fraction, args.lr, args.weight_decay, args.warmup_ratio = 42, 0.2, 5e-5, 0.01, 0.1
@@ -250,7 +266,14 @@ def main() -> None:
     wall_start = time.perf_counter()
     home = Path(tempfile.mkdtemp(prefix="llmops-bench-train-"))
     _environment(home)
+    try:
+        run(args, home, wall_start)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    sys.exit(0)  # PASS or FAIL, the benchmark itself succeeded
 
+
+def run(args: argparse.Namespace, home: Path, wall_start: float) -> None:
     import torch
 
     from airflow_provider_llmops.core.training import split_rows
@@ -263,19 +286,25 @@ def main() -> None:
         f"validation, {len(labels)} labels, max_length {args.max_length}, batch {args.batch_size}, {args.steps} steps, "
         f"torch {torch.__version__} on {torch.get_num_threads()} threads ({os.cpu_count()} CPUs), {args.repeats} interleaved repeats"
     )
-    if args.warmup_steps:
-        bare_loop(train_rows, labels, args, args.warmup_steps)  # kernels, allocator, lazy imports: not measured
+    warmup = args.steps if args.warmup_steps is None else args.warmup_steps
+    if warmup:
+        bare_loop(train_rows, labels, args, warmup)  # kernels, allocator, lazy imports: not measured
         gc.collect()
 
     runs: dict[str, list[dict[str, float]]] = {"bare": [], "ours": []}
+    print(f"  ('other load': CPUs busy with other processes during the run, of {os.cpu_count()}; high values mean a contended, noisy run)")
     for i in range(args.repeats):
+        mark = _cpu_mark()
         r = bare_loop(train_rows, labels, args, args.steps)
         runs["bare"].append(r)
-        print(f"  run {i + 1} bare transformers loop   {r['samples_per_second']:8.1f} samples/s  ({r['samples']} samples in {r['seconds']:.2f} s, tokenising {r['tokenize_share']:.1%} of it)")
+        print(f"  run {i + 1} bare transformers loop   {r['samples_per_second']:8.1f} samples/s  ({r['samples']} samples in {r['seconds']:.2f} s, "
+              f"tokenising {r['tokenize_share']:.1%} of it; other load {_other_load(mark):.2f})")
         gc.collect()
+        mark = _cpu_mark()
         r = ours_loop(rows, args, args.steps, home)
         runs["ours"].append(r)
-        print(f"  run {i + 1} core.training.train()    {r['samples_per_second']:8.1f} samples/s  ({r['samples']} samples in {r['seconds']:.2f} s; train() wall {r['wall']:.1f} s, stopped by {r['stopped_by']})")
+        print(f"  run {i + 1} core.training.train()    {r['samples_per_second']:8.1f} samples/s  ({r['samples']} samples in {r['seconds']:.2f} s; "
+              f"train() wall {r['wall']:.1f} s, stopped by {r['stopped_by']}; other load {_other_load(mark):.2f})")
         gc.collect()
 
     rates = {k: [r["samples_per_second"] for r in v] for k, v in runs.items()}
@@ -310,10 +339,6 @@ def main() -> None:
         print(f"  registered {op['result']['model_name']} version {op['result']['version']}")
 
     print(f"\npeak RSS (VmHWM) {_peak_mib():.0f} MiB; benchmark wall {time.perf_counter() - wall_start:.0f} s")
-    import shutil
-
-    shutil.rmtree(home, ignore_errors=True)
-    sys.exit(0)
 
 
 if __name__ == "__main__":
