@@ -145,7 +145,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     home = _home(args)
     env = embedded.embedded_env(home)
     if not args.verbose:
-        env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
+        env.update(
+            {
+                "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+                "TRANSFORMERS_VERBOSITY": "error",
+                "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+                "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+                "MLFLOW_LOGGING_LEVEL": "WARNING",
+            }
+        )
     embedded.apply(env)
     print(f"[llmops] embedded Airflow under {env['AIRFLOW_HOME']} (SQLite, LocalExecutor); migrating the metadata DB ...", flush=True)
     embedded.prepare(home, env)

@@ -86,7 +86,9 @@ class ReferenceProfile:
 
     @property
     def profile_id(self) -> str:
-        digest = hashlib.sha256(json.dumps(self._core_dict(), sort_keys=True).encode())
+        identity = self._core_dict()
+        identity["tokenizer"] = {k: v for k, v in identity["tokenizer"].items() if k != "path"}  # where it lies is not what it is
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode())
         digest.update(self.token_seen.tobytes())
         if self.embedding is not None:
             digest.update(self.embedding.sample.tobytes())

@@ -159,6 +159,8 @@ class DriftScoreOperator(BaseOperator):
 def _champion_profile(model_name: str, mlflow_conn_id: str | None, cache_dir: Any) -> tuple[Any, Any, tuple[str, str, str]] | None:
     """(profile, predictor, (tracking uri, model, version)) of the champion: the drift profile stored with it
     (artifact `profile/`) and its classifier for the predicted-label feature; None without a champion."""
+    import dataclasses
+
     from airflow_provider_llmops.core.evaluate_job import fetch_artifact_dir, fetch_model
     from airflow_provider_llmops.core.profile import ReferenceProfile
     from airflow_provider_llmops.core.registry import CHAMPION
@@ -173,11 +175,14 @@ def _champion_profile(model_name: str, mlflow_conn_id: str | None, cache_dir: An
     if not info.run_id:
         return None
     profile = ReferenceProfile.load(fetch_artifact_dir(registry, info.run_id, PROFILE_ARTIFACT, cache_dir))
+    model_dir = fetch_model(registry, info, cache_dir)
+    # the profile was built with the model's tokenizer and encoder where training wrote them; use the registered copy
+    profile = dataclasses.replace(profile, tokenizer=dataclasses.replace(profile.tokenizer, path=str(model_dir / "tokenizer.json")))
     predictor = None
     if profile.predicted_labels:
         from airflow_provider_llmops.core.modeling import load_classifier
 
-        predictor = load_classifier(fetch_model(registry, info, cache_dir)).predict
+        predictor = load_classifier(model_dir).predict
     return profile, predictor, (registry.tracking_uri, model_name, version)
 
 
