@@ -20,6 +20,10 @@ def test_airflow_sees_the_provider_its_connection_type_and_config():
     hooks = json.loads(run_cli("airflow", "providers", "hooks", "-o", "json").stdout)
     (hook,) = [h for h in hooks if h["connection_type"] == "llmops_s3"]
     assert hook["class"] == "airflow_provider_llmops.hooks.object_store.ObjectStoreHook"
+    (mlflow,) = [h for h in hooks if h["connection_type"] == "llmops_mlflow"]
+    assert mlflow["class"] == "airflow_provider_llmops.hooks.mlflow.MlflowHook"
+    links = run_cli("airflow", "providers", "links", "-o", "json").stdout
+    assert "airflow_provider_llmops.links.MlflowRunLink" in links and "airflow_provider_llmops.links.MlflowModelVersionLink" in links
     assert run_cli("airflow", "config", "get-value", "llmops", "max_row_bytes").stdout.strip() == "65536"
 
 

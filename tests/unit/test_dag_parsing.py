@@ -48,6 +48,16 @@ def test_dagbag_has_no_import_errors(tmp_path: Path):
     assert {t.task_id for t in drift.tasks} == {"score_drift", "decide", "request_retrain", "no_drift"}
     assert set(drift.params) >= {"dataset", "snapshot_id", "reference_snapshot_id", "force_retrain"}
     assert drift.max_active_runs == 1 and "llmops_validated_support_tickets" in repr(drift.timetable.asset_condition)
+    retrain = bag.dags["llmops_retrain"]
+    assert {t.task_id for t in retrain.tasks} == {"should_retrain", "fine_tune", "evaluate", "promote", "no_retrain"}
+    assert set(retrain.params) >= {"dataset", "model_name", "force_retrain", "max_steps", "max_train_minutes", "training", "gate"}
+    assert retrain.max_active_runs == 1  # one alias swap at a time; the compare-and-swap guards the rest
+    assert "llmops_retrain_requested_support_tickets" in repr(retrain.timetable.asset_condition)
+    assert "0 2 * * *" in repr(retrain.timetable.timetable)  # and nightly
+    assert [t.task_id for t in retrain.get_task("fine_tune").downstream_list] == ["evaluate"]
+    rollback = bag.dags["llmops_rollback"]
+    assert type(rollback.timetable).__name__ == "NullTimetable"  # manual only
+    assert set(rollback.params) == {"model_name", "target_version", "reason"}
 
 
 def test_factory_defaults_are_overridable():

@@ -33,6 +33,18 @@ def test_every_listed_module_and_class_imports():
         module, _, name = conn["hook-class-name"].rpartition(".")
         hook = getattr(importlib.import_module(module), name)
         assert hook.conn_type == conn["connection-type"]
+    for path in info["extra-links"]:
+        module, _, name = path.rpartition(".")
+        link = getattr(importlib.import_module(module), name)
+        assert link.name.startswith("MLflow")
+
+
+def test_operators_with_mlflow_pages_carry_the_extra_links():
+    from airflow_provider_llmops.operators.promote import PromoteModelOperator
+    from airflow_provider_llmops.operators.train import FineTuneOperator
+
+    assert {link.name for link in FineTuneOperator.operator_extra_links} == {"MLflow run", "MLflow model version"}
+    assert {link.name for link in PromoteModelOperator.operator_extra_links} == {"MLflow model version"}
 
 
 def test_config_section_documents_every_setting_the_code_reads():
