@@ -101,7 +101,7 @@ def _print_drift(results: dict[str, Any]) -> None:
 def _print_retrain(results: dict[str, Any], names: dict[str, str]) -> None:
     decision = results.get("should_retrain", {}).get("state")
     if results.get("fine_tune", {}).get("state") != "success":
-        print(f"  decision    no retraining ({decision}); see the should_retrain task log for why")
+        print(f"  decision    no retraining (should_retrain: {decision}; its reason is printed above and in its task log)")
         return
     trained = results["fine_tune"]["xcom"] or {}
     training = trained.get("training") or {}
