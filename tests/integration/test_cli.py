@@ -42,7 +42,7 @@ def test_demo_runs_twice_in_a_fresh_home(tmp_path: Path):
     first = run_cli("llmops", "demo", "--no-train", env=env)  # training is covered by test_retrain_dag and the lifecycle tests
     assert first.returncode == 0, first.stdout + first.stderr
     assert "llmops_ingest_validate (tickets_reference.jsonl): success" in first.stdout
-    assert "(new)" in first.stdout and "validation    passed" in first.stdout
+    assert "(new)" in first.stdout and "validation  passed" in first.stdout
     second = run_cli("llmops", "demo", "--no-train", env=env)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "(already existed)" in second.stdout
