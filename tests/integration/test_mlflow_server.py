@@ -27,33 +27,19 @@ from airflow_provider_llmops.core.audit import default_audit_path, verify
 from airflow_provider_llmops.core.registry import CHALLENGER, CHAMPION, PREVIOUS
 from airflow_provider_llmops.hooks.mlflow import MlflowHook
 from airflow_provider_llmops.operators.evaluate import EvaluateModelOperator
-from airflow_provider_llmops.operators.ingest import IngestBatchOperator
 from airflow_provider_llmops.operators.promote import PromoteModelOperator
 from airflow_provider_llmops.operators.rollback import RollbackModelOperator
 from airflow_provider_llmops.operators.train import FineTuneOperator
-from airflow_provider_llmops.operators.validate import ValidateBatchOperator
+from tests.integration.modelworld import LENIENT, TRAINING, model_world
+from tests.integration.modelworld import context as stand_in_context
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CONN_ID = "llmops_mlflow_pg"
 EXPERIMENT = "llmops-pg"
 MODEL = "router_pg"
-TRAINING = {"max_length": 32, "batch_size": 16, "epochs": 1}
-LENIENT = {"floors": {"macro_f1": 0.0, "accuracy": 0.0}, "guards": {}, "max_fairness_gap": None}
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
 STARTUP_TIMEOUT_S = 120
-
-
-def _slice(source: Path, target: Path, rows: int) -> Path:
-    target.write_text("".join(source.read_text().splitlines(keepends=True)[:rows]))
-    return target
-
-
-def _context(run_id: str, task_id: str = "fine_tune", dag_id: str = "llmops_retrain") -> dict[str, Any]:
-    # Only the identity of the task instance matters to the operators; a stand-in keeps this test off the DB.
-    pushed: dict[str, Any] = {}
-    ti = SimpleNamespace(dag_id=dag_id, run_id=run_id, task_id=task_id, try_number=1, xcom_push=lambda key, value: pushed.__setitem__(key, value))
-    return {"ti": ti, "pushed": pushed}
 
 
 def _admin() -> Any:
@@ -151,18 +137,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @pytest.fixture(scope="module")
 def world(server: Any, tmp_path_factory: pytest.TempPathFactory, sample_dir: Path) -> Any:
     root = tmp_path_factory.mktemp("pg-lifecycle")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("AIRFLOW__LLMOPS__HOME", str(root / "home"))
-    mp.setenv("AIRFLOW__LLMOPS__STORE_URI", str(root / "store"))
-    mp.setenv("AIRFLOW__LLMOPS__ALLOWED_ROOTS", f"{root},{sample_dir}")
-    snapshots = {}
-    for name, source, rows in (("ref", "tickets_reference.jsonl", 320), ("drift", "tickets_batch_drift.jsonl", 200)):
-        path = _slice(sample_dir / source, root / f"{name}.jsonl", rows)
-        snapshot_id = IngestBatchOperator(task_id="i", source_uri=str(path), dataset="tickets").execute(context={})["snapshot_id"]
-        ValidateBatchOperator(task_id="v", dataset="tickets", snapshot_id=snapshot_id).execute(context={})
-        snapshots[name] = snapshot_id
-    yield SimpleNamespace(server=server, root=root, home=root / "home", snapshots=snapshots, results={})
-    mp.undo()
+    with model_world(root, sample_dir) as snapshots:
+        yield SimpleNamespace(server=server, root=root, home=root / "home", snapshots=snapshots, results={})
 
 
 def _client(server: Any) -> Any:
@@ -174,7 +150,7 @@ def _client(server: Any) -> Any:
 
 def _train(run_id: str, snapshots: list[str]) -> tuple[FineTuneOperator, dict[str, Any], dict[str, Any]]:
     op = FineTuneOperator(task_id="fine_tune", model_name=MODEL, dataset="tickets", snapshots=snapshots, training=TRAINING, max_steps=4, embedding_sample=32, mlflow_conn_id=CONN_ID)
-    context = _context(run_id)
+    context = stand_in_context(run_id)
     return op, op.execute(context=context), context
 
 
@@ -218,7 +194,7 @@ def test_first_model_is_trained_uploaded_evaluated_and_promoted_over_http(world:
     assert context["pushed"]["mlflow_run_url"] == f"{server.url}/#/experiments/{run.info.experiment_id}/runs/{result['run_id']}"
 
     evaluate = EvaluateModelOperator(task_id="evaluate", model_name=MODEL, latency_sample=5, mlflow_conn_id=CONN_ID)
-    eval_context = _context("pg-run-1", task_id="evaluate")
+    eval_context = stand_in_context("pg-run-1", task_id="evaluate")
     summary = evaluate.execute(context=eval_context)  # downloads the model back through the server
     assert summary["champion_version"] is None and summary["challenger_version"] == "1"
     assert summary["challenger"]["macro_f1"] is not None
@@ -227,7 +203,7 @@ def test_first_model_is_trained_uploaded_evaluated_and_promoted_over_http(world:
     assert inputs[0].namespace == f"mlflow://127.0.0.1:{server.port}"
 
     promote = PromoteModelOperator(task_id="promote", evaluation=summary, gate=LENIENT, mlflow_conn_id=CONN_ID)
-    promote_context = _context("pg-run-1", task_id="promote")
+    promote_context = stand_in_context("pg-run-1", task_id="promote")
     promoted = promote.execute(context=promote_context)
     assert promoted["promoted"] is True and promoted["first_model"] is True
     _assert_links(server, promote_context["pushed"], "1", run=False)
@@ -260,7 +236,7 @@ def test_second_model_is_promoted_with_the_first_as_previous_champion(world: Any
 def test_rollback_over_http_restores_the_first_model(world: Any):
     server = world.server
     op = RollbackModelOperator(task_id="rollback", model_name=MODEL, reason="canary error rate", mlflow_conn_id=CONN_ID)
-    context = _context("pg-rollback-1", task_id="rollback", dag_id="llmops_rollback")
+    context = stand_in_context("pg-rollback-1", task_id="rollback", dag_id="llmops_rollback")
     result = op.execute(context=context)
     assert result["champion"] == "1" and result["rolled_back_from"] == "2"
     client = _client(server)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlparse
 
@@ -18,34 +17,20 @@ from airflow_provider_llmops.core.registry import CHALLENGER, CHAMPION, PREVIOUS
 from airflow_provider_llmops.errors import ConfigurationError
 from airflow_provider_llmops.operators._common import open_registry
 from airflow_provider_llmops.operators.evaluate import EvaluateModelOperator
-from airflow_provider_llmops.operators.ingest import IngestBatchOperator
 from airflow_provider_llmops.operators.promote import PromoteModelOperator
 from airflow_provider_llmops.operators.rollback import RollbackModelOperator
 from airflow_provider_llmops.operators.train import FineTuneOperator
-from airflow_provider_llmops.operators.validate import ValidateBatchOperator
+from tests.integration.modelworld import LENIENT, TRAINING, model_world
+from tests.integration.modelworld import context as stand_in_context
 from tests.openlineage_spec import SCHEMAS, _validator
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 MODEL = "router_test"
-TRAINING = {"max_length": 32, "batch_size": 16, "epochs": 1, "log_every_steps": 2}
-LENIENT = {"floors": {"macro_f1": 0.0, "accuracy": 0.0}, "guards": {}, "max_fairness_gap": None}
-
-
-def _slice(source: Path, target: Path, rows: int) -> Path:
-    target.write_text("".join(source.read_text().splitlines(keepends=True)[:rows]))
-    return target
 
 
 def _local(uri: str) -> Path:
     return Path(urlparse(uri).path)
-
-
-def _context(run_id: str, task_id: str = "fine_tune", dag_id: str = "llmops_retrain") -> dict[str, Any]:
-    # Only the identity of the task instance matters to the operators; a stand-in keeps this test off the DB.
-    pushed: dict[str, Any] = {}
-    ti = SimpleNamespace(dag_id=dag_id, run_id=run_id, task_id=task_id, try_number=1, xcom_push=lambda key, value: pushed.__setitem__(key, value))
-    return {"ti": ti, "pushed": pushed}
 
 
 def _facet_ok(facet: Any, name: str) -> dict[str, Any]:
@@ -58,24 +43,13 @@ def _facet_ok(facet: Any, name: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, sample_dir: Path) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("lifecycle")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("AIRFLOW__LLMOPS__HOME", str(root / "home"))
-    mp.setenv("AIRFLOW__LLMOPS__STORE_URI", str(root / "store"))
-    mp.setenv("AIRFLOW__LLMOPS__ALLOWED_ROOTS", f"{root},{sample_dir}")
-    mp.delenv("AIRFLOW__LLMOPS__MLFLOW_TRACKING_URI", raising=False)
-    snapshots = {}
-    for name, source, rows in (("ref", "tickets_reference.jsonl", 320), ("drift", "tickets_batch_drift.jsonl", 200)):
-        path = _slice(sample_dir / source, root / f"{name}.jsonl", rows)
-        snapshot_id = IngestBatchOperator(task_id="i", source_uri=str(path), dataset="tickets").execute(context={})["snapshot_id"]
-        ValidateBatchOperator(task_id="v", dataset="tickets", snapshot_id=snapshot_id).execute(context={})
-        snapshots[name] = snapshot_id
-    yield {"root": root, "snapshots": snapshots, "home": root / "home"}
-    mp.undo()
+    with model_world(root, sample_dir) as snapshots:
+        yield {"root": root, "snapshots": snapshots, "home": root / "home"}
 
 
 def _train(world: dict[str, Any], run_id: str, snapshots: list[str], max_steps: int = 6) -> tuple[FineTuneOperator, dict[str, Any], dict[str, Any]]:
     op = FineTuneOperator(task_id="fine_tune", model_name=MODEL, dataset="tickets", snapshots=snapshots, training=TRAINING, max_steps=max_steps, embedding_sample=64)
-    context = _context(run_id)
+    context = stand_in_context(run_id)
     return op, op.execute(context=context), context
 
 
