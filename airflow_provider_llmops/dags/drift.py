@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from airflow.sdk import DAG, Asset, Param, task
 
 from airflow_provider_llmops.assets import retrain_alias, retrain_request_asset, validated_asset_name
+from airflow_provider_llmops.dags._common import dataset_param, provider_dag
 from airflow_provider_llmops.operators.drift import DriftScoreOperator
 
 DOC = """
@@ -43,7 +44,7 @@ def build_drift_dag(
 ) -> DAG:
     """Build the DAG. By default it is scheduled on the validated asset of `dataset`."""
     params = {
-        "dataset": Param(dataset, type="string", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", description="Dataset to score."),
+        "dataset": dataset_param(dataset, "Dataset to score."),
         "snapshot_id": Param("", type="string", description="Snapshot to score. Empty: the triggering one, else the latest validated."),
         "reference_dataset": Param(reference_dataset, type="string", description="Dataset of the reference. Empty: the same dataset."),
         "reference_snapshot_id": Param(reference_snapshot_id, type="string", description="Reference snapshot. Empty: the earliest validated one."),
@@ -51,15 +52,13 @@ def build_drift_dag(
         "mode": Param(mode, type="string", enum=["both", "fixed", "calibrated"], description="Which thresholds must be exceeded."),
         "force_retrain": Param(False, type="boolean", description="Request retraining even without drift."),
     }
-    with DAG(
-        dag_id=dag_id,
+    with provider_dag(
+        dag_id,
         schedule=schedule if schedule is not None else [Asset.ref(name=validated_asset_name(dataset))],
-        start_date=start_date or datetime(2026, 1, 1, tzinfo=timezone.utc),
-        catchup=False,
-        max_active_runs=1,
         params=params,
-        tags=tags or ["llmops"],
         doc_md=DOC,
+        start_date=start_date,
+        tags=tags,
         **dag_kwargs,
     ) as dag:
         score = DriftScoreOperator(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from airflow.sdk import DAG, Param
 
 from airflow_provider_llmops.assets import validated_alias
+from airflow_provider_llmops.dags._common import dataset_param, provider_dag
 from airflow_provider_llmops.operators.ingest import IngestBatchOperator
 from airflow_provider_llmops.operators.validate import ValidateBatchOperator
 from airflow_provider_llmops.resources import sample_data_dir
@@ -50,12 +51,7 @@ def build_ingest_validate_dag(
             minLength=1,
             description="Local path, file://, s3:// or http(s):// URI of a JSONL, CSV or Parquet batch.",
         ),
-        "dataset": Param(
-            dataset,
-            type="string",
-            pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
-            description="Dataset name: snapshots are stored under snapshots/<dataset>/.",
-        ),
+        "dataset": dataset_param(dataset, "Dataset name: snapshots are stored under snapshots/<dataset>/."),
         "file_format": Param(file_format, type="string", enum=["", "jsonl", "csv", "parquet"], description="Empty: guess from the suffix."),
         "column_map": Param(column_map or {}, type="object", description='Source column -> canonical column, e.g. {"body": "text"}.'),
         "source_conn_id": Param(
@@ -71,15 +67,13 @@ def build_ingest_validate_dag(
             description="fail: fail the run; skip: mark the snapshot rejected and skip downstream.",
         ),
     }
-    with DAG(
-        dag_id=dag_id,
+    with provider_dag(
+        dag_id,
         schedule=schedule,
-        start_date=start_date or datetime(2026, 1, 1, tzinfo=timezone.utc),
-        catchup=False,
-        max_active_runs=1,
         params=params,
-        tags=tags or ["llmops"],
         doc_md=DOC,
+        start_date=start_date,
+        tags=tags,
         **dag_kwargs,
     ) as dag:
         ingest = IngestBatchOperator(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
 
 from airflow_provider_llmops.assets import retrain_request_asset_name
+from airflow_provider_llmops.dags._common import dataset_param, provider_dag
 from airflow_provider_llmops.operators.evaluate import EvaluateModelOperator
 from airflow_provider_llmops.operators.promote import PromoteModelOperator
 from airflow_provider_llmops.operators.train import FineTuneOperator
@@ -56,7 +57,7 @@ def build_retrain_dag(
     """Build the DAG. By default it runs at `cron` (UTC) and on the retraining request asset of `dataset`.
     `train_queue` / `train_pool` send the training task to GPU workers."""
     params = {
-        "dataset": Param(dataset, type="string", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", description="Dataset whose validated snapshots are trained on."),
+        "dataset": dataset_param(dataset, "Dataset whose validated snapshots are trained on."),
         "model_name": Param(model_name, type="string", minLength=1, description="Registered MLflow model."),
         "force_retrain": Param(False, type="boolean", description="Retrain even without drift."),
         "snapshots": Param("", type="string", description="Comma-separated snapshot ids (or dataset/id). Empty: every validated snapshot."),
@@ -65,17 +66,15 @@ def build_retrain_dag(
         "training": Param(training or {"epochs": 2, "batch_size": 16, "max_length": 64}, type="object", description="TrainConfig fields: epochs, batch_size, learning_rate, max_length, seed, ..."),
         "gate": Param(gate or {}, type="object", description="GateSpec fields: primary, min_abs_improvement, min_rel_improvement, guards, floors, max_fairness_gap, max_latency_p95_ms."),
     }
-    with DAG(
-        dag_id=dag_id,
+    with provider_dag(
+        dag_id,
         schedule=schedule
         if schedule is not None
         else AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=[Asset.ref(name=retrain_request_asset_name(dataset))]),
-        start_date=start_date or datetime(2026, 1, 1, tzinfo=timezone.utc),
-        catchup=False,
-        max_active_runs=1,
         params=params,
-        tags=tags or ["llmops"],
         doc_md=DOC,
+        start_date=start_date,
+        tags=tags,
         render_template_as_native_obj=True,  # Params keep their types (dicts, integers, null)
         **dag_kwargs,
     ) as dag:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from airflow.sdk import DAG, Param
 
+from airflow_provider_llmops.dags._common import dataset_param, provider_dag
 from airflow_provider_llmops.operators.rollback import RollbackModelOperator
 
 DOC = """
@@ -24,15 +25,13 @@ def build_rollback_dag(dag_id: str = "llmops_rollback", *, model_name: str = "su
         "target_version": Param("", type="string", pattern=r"^[0-9]*$", description="Version to restore. Empty: previous-champion."),
         "reason": Param("", type="string", description="Why (goes to the audit trail)."),
     }
-    with DAG(
-        dag_id=dag_id,
+    with provider_dag(
+        dag_id,
         schedule=None,
-        start_date=start_date or datetime(2026, 1, 1, tzinfo=timezone.utc),
-        catchup=False,
-        max_active_runs=1,
         params=params,
-        tags=tags or ["llmops"],
         doc_md=DOC,
+        start_date=start_date,
+        tags=tags,
         **dag_kwargs,
     ) as dag:
         RollbackModelOperator(
