@@ -54,9 +54,10 @@ def promote(
         "version_url": registry.version_url(name, challenger),
     }
     current = registry.aliases(name)
-    if decision.passed and current.get(CHAMPION) == challenger and current.get(PREVIOUS) == champion:
-        log(f"{name} v{challenger} is already champion (an earlier try promoted it); nothing to change")
-        result.update(promoted=True, champion=challenger, aliases=current, already_done=True)
+    if current.get(CHAMPION) == challenger and (champion in (None, challenger) or current.get(PREVIOUS) == champion):
+        # an earlier try (or an earlier run of the same dag run) promoted it: report, change and tag nothing
+        log(f"{name} v{challenger} is already champion; nothing to change")
+        result.update(passed=True, promoted=True, champion=challenger, aliases=current, already_done=True, reasons=[], summary=f"v{challenger} is already champion")
         return result
     tags = {TAG_GATE: "passed" if decision.passed else "rejected", TAG_GATE_REASONS: json.dumps(decision.reasons)[:4900], "llmops.gate_dag_run": str(run.get("run_id") or "")}
     if not decision.passed:

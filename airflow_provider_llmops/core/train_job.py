@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_llmops import __version__
-from airflow_provider_llmops.core.registry import CHALLENGER, TAG_DAG_RUN, TAG_TRAIN_KEY, ModelRegistry, VersionInfo
+from airflow_provider_llmops.core.registry import CHALLENGER, CHAMPION, TAG_DAG_RUN, TAG_TRAIN_KEY, ModelRegistry, VersionInfo
 from airflow_provider_llmops.core.store import DatasetStore
 from airflow_provider_llmops.core.training import TrainConfig, TrainResult, train
 from airflow_provider_llmops.errors import ConfigurationError
@@ -163,7 +163,10 @@ def train_and_register(
     experiment_id = registry.experiment_id(registry.experiment_name)
     if existing is not None:
         log(f"model version {model_name}/{existing.version} was already registered by this task (train key {key}); reusing it")
-        registry.client.set_registered_model_alias(model_name, CHALLENGER, existing.version)
+        if registry.alias(model_name, CHAMPION) == existing.version:
+            log(f"version {existing.version} is already the champion; the challenger alias is left where it is")
+        else:
+            registry.client.set_registered_model_alias(model_name, CHALLENGER, existing.version)
         return _summary(registry, experiment_id, existing, reused=True)
 
     for stale in registry.find_runs(experiment_id, {TAG_TRAIN_KEY: key}):

@@ -96,6 +96,9 @@ def test_first_model_is_registered_evaluated_and_promoted(world: dict[str, Any])
     assert registry.aliases(MODEL) == {CHAMPION: "1"}
     again = promote.execute(context={})  # a retry after success changes nothing
     assert again["promoted"] is True and again["already_done"] is True
+    # the whole dag run cleared and re-run: evaluate now sees v1 as both champion and challenger
+    rerun = PromoteModelOperator(task_id="promote", evaluation={**summary, "champion_version": "1", "champion": summary["challenger"]}, gate=LENIENT).execute(context={})
+    assert rerun["already_done"] is True and registry.get_version(MODEL, "1").tags["llmops.gate"] == "passed"
     gate = _facet_ok(promote.get_openlineage_facets_on_complete(None).run_facets["llmopsGate"], "LlmopsGateRunFacet")
     assert gate["action"] == "promote" and gate["passed"] is True
 
@@ -109,6 +112,9 @@ def test_a_retry_of_the_same_dag_run_reuses_its_version(world: dict[str, Any]):
     assert second["version"] == first["version"] == "2"
     assert len(registry.find_versions(MODEL, {})) == before + 1
     assert registry.alias(MODEL, CHALLENGER) == "2" and registry.alias(MODEL, CHAMPION) == "1"
+    _, rerun, _ = _train(world, "run-1", [world["snapshots"]["ref"]])  # the first dag run again: v1 is champion by now
+    assert rerun["reused"] is True and rerun["version"] == "1"
+    assert registry.alias(MODEL, CHALLENGER) == "2"  # a champion is never made challenger again
 
 
 def test_promotion_aborts_when_the_champion_moved_after_evaluation(world: dict[str, Any]):
