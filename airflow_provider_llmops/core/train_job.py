@@ -154,8 +154,10 @@ def train_and_register(
     work_dir: Path,
     embedding_sample: int = 1000,
     log: Any = print,
+    audit: Any = None,
 ) -> dict[str, Any]:
-    """Train, log, register, set `challenger`. Returns a JSON-safe summary (the XCom of the operator)."""
+    """Train, log, register, set `challenger`; record `model.registered` in `audit` (an AuditTrail) when given.
+    Returns a JSON-safe summary (the XCom of the operator)."""
     if not snapshots:
         raise ConfigurationError("no snapshots to train on")
     registry.ensure_model(model_name, description="Managed by airflow-provider-llmops")
@@ -227,6 +229,9 @@ def train_and_register(
     out = _summary(registry, experiment_id, registry.get_version(model_name, version.version), reused=False)
     out["training"] = result.summary()
     out["split"] = result.split
+    if audit is not None:
+        actor = f"airflow:{run.get('dag_id')}/{run.get('run_id')}/{run.get('task_id')}" if run.get("dag_id") else "llmops-cli"
+        audit.append("model.registered", {"model": model_name, "version": version.version, "mlflow_run_id": run_id, "snapshots": [str(s) for s in snapshots], "base_model": base_model, "training": out["training"], "run": dict(run)}, actor=actor)
     return out
 
 

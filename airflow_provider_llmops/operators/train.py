@@ -22,6 +22,7 @@ class FineTuneOperator(BaseOperator):
     tokenizer, label map), the drift reference profile of the training data, the split and plots (loss curve,
     confusion matrix); a new version of `model_name` tagged with snapshots, dag run, provider version and base
     model; the `challenger` alias on it.
+    Audit: `model.registered` in `<home>/audit/audit.jsonl`.
     Decides: nothing; a retry of the same task in the same dag run reuses the version it registered.
     Budget: `max_steps` / `max_train_minutes` stop training cleanly; the reason is recorded (`stopped_by`).
     Returns (XCom): model name, version, MLflow run id and URLs, training summary.
@@ -101,6 +102,7 @@ class FineTuneOperator(BaseOperator):
         return selected
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_llmops.core.audit import AuditTrail, default_audit_path
         from airflow_provider_llmops.core.train_job import train_and_register, train_key
         from airflow_provider_llmops.links import push_links
         from airflow_provider_llmops.operators._common import open_registry, open_store, run_info
@@ -129,6 +131,7 @@ class FineTuneOperator(BaseOperator):
             work_dir=work_dir,
             embedding_sample=self.embedding_sample,
             log=self.log.info,
+            audit=AuditTrail(default_audit_path(settings.home)),
         )
         result["task"] = config.task
         self._result = result

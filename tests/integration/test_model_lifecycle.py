@@ -174,6 +174,7 @@ def test_every_decision_is_in_a_verifiable_audit_trail(world: dict[str, Any]):
     events = [json.loads(line)["event"] for line in path.read_text().splitlines()]
     assert events.count("model.promoted") == 2 and events.count("model.rejected") == 1
     assert events.count("model.promotion_aborted") == 1 and events.count("model.rolled_back") == 2
+    assert events.count("model.registered") == 2  # v1 and v2; the retries that reused them add nothing
     lines = path.read_text().splitlines()
     record = json.loads(lines[1])
     record["data"]["version"] = "999"
