@@ -48,3 +48,56 @@ def retrain_request_asset(dataset: str) -> Any:
     from airflow.sdk import Asset
 
     return Asset(name=retrain_request_asset_name(dataset), uri=f"llmops://retrain-requests/{dataset}", group="llmops")
+
+
+# Promotion and rollback emit, through the alias `llmops_champion`, the asset `llmops_champion_<model>` whenever the
+# champion changes; URI `mlflow://<tracking host>/models/<model>`, extra: model, version, previous version, action.
+# The provider registers the `mlflow` URI scheme (`asset-uris` in get_provider_info) so these assets keep their
+# lineage: they become OpenLineage datasets in namespace `mlflow://<tracking host>` named `models/<model>`.
+CHAMPION_ALIAS = "llmops_champion"
+
+
+def champion_asset_name(model_name: str) -> str:
+    return f"llmops_champion_{model_name}"
+
+
+def champion_alias() -> Any:
+    from airflow.sdk import AssetAlias
+
+    return AssetAlias(name=CHAMPION_ALIAS, group="llmops")
+
+
+def champion_asset(model_name: str, tracking_host: str) -> Any:
+    from airflow.sdk import Asset
+
+    return Asset(name=champion_asset_name(model_name), uri=f"mlflow://{tracking_host}/models/{model_name}", group="llmops")
+
+
+def sanitize_mlflow_uri(uri: Any) -> Any:
+    """Airflow's URI check for `mlflow://<host>/models/<name>[/versions/<n>]` assets."""
+    parts = [p for p in uri.path.split("/") if p]
+    if not uri.netloc or len(parts) < 2 or parts[0] != "models":
+        raise ValueError(f"an mlflow:// asset URI must be mlflow://<tracking host>/models/<name>[/versions/<n>], got {uri.geturl()!r}")
+    return uri
+
+
+def convert_mlflow_asset_to_openlineage(asset: Any, lineage_context: Any) -> Any:
+    """An `mlflow://` asset as the OpenLineage dataset the operators use for model versions."""
+    from urllib.parse import urlsplit
+
+    from airflow.providers.common.compat.openlineage.facet import Dataset
+
+    parsed = urlsplit(asset.uri)
+    return Dataset(namespace=f"mlflow://{parsed.netloc}", name=parsed.path.lstrip("/"))
+
+
+def emit_champion_event(context: Any, model_name: str, tracking_uri: str, extra: dict[str, Any]) -> bool:
+    """Add a champion-changed event to the `llmops_champion` alias when the task declares it as an outlet."""
+    from airflow_provider_llmops.core.registry import tracking_host
+
+    events = context.get("outlet_events") if hasattr(context, "get") else None
+    task = context.get("task") if hasattr(context, "get") else None
+    if events is None or task is None or not any(getattr(o, "name", None) == CHAMPION_ALIAS for o in getattr(task, "outlets", [])):
+        return False
+    events[champion_alias()].add(champion_asset(model_name, tracking_host(tracking_uri)), extra=extra)
+    return True

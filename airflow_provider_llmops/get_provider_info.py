@@ -42,6 +42,13 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "S3-compatible object store", "python-modules": ["airflow_provider_llmops.hooks.object_store"]},
             {"integration-name": "MLflow", "python-modules": ["airflow_provider_llmops.hooks.mlflow"]},
         ],
+        "asset-uris": [
+            {
+                "schemes": ["mlflow"],
+                "handler": "airflow_provider_llmops.assets.sanitize_mlflow_uri",
+                "to_openlineage_converter": "airflow_provider_llmops.assets.convert_mlflow_asset_to_openlineage",
+            }
+        ],
         "extra-links": ["airflow_provider_llmops.links.MlflowRunLink", "airflow_provider_llmops.links.MlflowModelVersionLink"],
         "connection-types": [
             {

@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
 
-from airflow_provider_llmops.assets import retrain_request_asset_name
+from airflow_provider_llmops.assets import champion_alias, retrain_request_asset_name
 from airflow_provider_llmops.dags._common import dataset_param, provider_dag
 from airflow_provider_llmops.operators.evaluate import EvaluateModelOperator
 from airflow_provider_llmops.operators.promote import PromoteModelOperator
@@ -25,7 +25,8 @@ hand with Params.
 2. **fine_tune** trains on every validated snapshot of the dataset (or Param `snapshots`), logs to MLflow,
    registers a version and sets its `challenger` alias. A retry reuses the version it registered.
 3. **evaluate** scores champion and challenger on the same frozen set: the held-out split plus the golden set.
-4. **promote** applies the gate (Param `gate`) and moves `champion` / `previous-champion` as a compare-and-swap.
+4. **promote** applies the gate (Param `gate`) and moves `champion` / `previous-champion` as a compare-and-swap;
+   a new champion is announced as the asset `llmops_champion_<model>` (alias `llmops_champion`).
 
 At most one run is active at a time, and the alias swap aborts if the champion moved since the evaluation.
 """
@@ -128,7 +129,9 @@ def build_retrain_dag(
             store_conn_id=store_conn_id,
             retries=1,
         )
-        promote = PromoteModelOperator(task_id="promote", evaluation=evaluate.output, gate="{{ params.gate }}", mlflow_conn_id=mlflow_conn_id, retries=1)
+        promote = PromoteModelOperator(
+            task_id="promote", evaluation=evaluate.output, gate="{{ params.gate }}", mlflow_conn_id=mlflow_conn_id, retries=1, outlets=[champion_alias()]
+        )
         should_retrain() >> [fine_tune, no_retrain()]
         fine_tune >> evaluate >> promote
     return dag

@@ -8,6 +8,7 @@ from typing import Any
 from airflow.sdk import DAG, Param
 
 from airflow_provider_llmops.dags._common import dataset_param, provider_dag
+from airflow_provider_llmops.assets import champion_alias
 from airflow_provider_llmops.operators.rollback import RollbackModelOperator
 
 DOC = """
@@ -40,5 +41,6 @@ def build_rollback_dag(dag_id: str = "llmops_rollback", *, model_name: str = "su
             target_version="{{ params.target_version }}",
             reason="{{ params.reason }}",
             mlflow_conn_id=mlflow_conn_id,
+            outlets=[champion_alias()],
         )
     return dag

@@ -24,6 +24,7 @@ class PromoteModelOperator(BaseOperator):
     version tags (`llmops.gate`, `llmops.gate_reasons`), an audit record (`<home>/audit/audit.jsonl`) and the
     `llmopsGate` lineage facet. A rejection is a decision, not an error: the task succeeds with `promoted:
     false` unless `fail_on_reject`.
+    Emits: with `outlets=[champion_alias()]`, the asset `llmops_champion_<model>` when the champion changed.
     Returns (XCom): promoted, champion, reasons, checks, aliases.
     """
 
@@ -79,6 +80,11 @@ class PromoteModelOperator(BaseOperator):
         for check in result["decision"]["checks"]:
             self.log.info("%-22s %s  %s", check["name"], "pass" if check["passed"] else "FAIL", check["detail"])
         push_links(context, None, result.get("version_url"))
+        if result["promoted"] and not result.get("already_done"):
+            from airflow_provider_llmops.assets import emit_champion_event
+
+            extra = {"model": result["model_name"], "version": result["champion"], "previous": result.get("champion_before"), "action": "promote"}
+            result["champion_event"] = emit_champion_event(context, result["model_name"], registry.tracking_uri, extra)
         if not result["promoted"] and self.fail_on_reject:
             raise GateRejectedError(result["model_name"], result["challenger_version"], result["reasons"])
         return result

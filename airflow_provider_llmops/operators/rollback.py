@@ -19,6 +19,7 @@ class RollbackModelOperator(BaseOperator):
     Writes: the alias change as a compare-and-swap (aborts if the aliases move meanwhile); clears
     `previous-champion` so a second rollback cannot bring the bad version back; tags the version rolled back from
     (`llmops.rolled_back`); an audit record with `reason`; the `llmopsGate` lineage facet (action rollback).
+    Emits: with `outlets=[champion_alias()]`, the asset `llmops_champion_<model>`.
     Returns (XCom): the champion now, the version rolled back from, the aliases.
     """
 
@@ -57,6 +58,11 @@ class RollbackModelOperator(BaseOperator):
         )
         self._result = result
         push_links(context, None, result.get("version_url"))
+        if not result.get("already_done"):
+            from airflow_provider_llmops.assets import emit_champion_event
+
+            extra = {"model": result["model_name"], "version": result["champion"], "previous": result.get("rolled_back_from"), "action": "rollback"}
+            result["champion_event"] = emit_champion_event(context, result["model_name"], registry.tracking_uri, extra)
         return result
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:

@@ -43,6 +43,17 @@ def test_retrain_dag_trains_promotes_and_then_rests(airflow_db: Path, sample_dir
     outputs = [(d["namespace"], d["name"]) for e in first.events if e["eventType"] == "COMPLETE" for d in e.get("outputs", [])]
     assert ("mlflow://localhost", f"models/router_e2e/versions/{trained['version']}") in outputs
 
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        announced = (
+            session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(AssetModel.name == "llmops_champion_router_e2e").all()
+        )
+        assert [(e.extra["version"], e.extra["action"]) for e in announced] == [(trained["version"], "promote")]
+        assert session.query(AssetModel).filter(AssetModel.name == "llmops_champion_router_e2e").one().uri == "mlflow://localhost/models/router_e2e"
+
     second = run_dag(airflow_db, "llmops_retrain", {k: v for k, v in CONF.items() if k != "gate"})
     assert second.tasks["should_retrain"] == "success" and second.tasks["no_retrain"] == "success" and second.tasks["fine_tune"] == "skipped"
 

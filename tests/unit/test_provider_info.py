@@ -52,3 +52,22 @@ def test_config_section_documents_every_setting_the_code_reads():
     source = (Path(__file__).parents[2] / "airflow_provider_llmops" / "settings.py").read_text()
     read = {line.split('_airflow_option("')[1].split('"')[0] for line in source.splitlines() if '_airflow_option("' in line}
     assert read == set(options)
+
+
+def test_mlflow_asset_uris_are_checked_and_become_the_lineage_datasets_of_model_versions():
+    from urllib.parse import urlsplit
+
+    import pytest
+
+    from airflow_provider_llmops.assets import champion_asset, convert_mlflow_asset_to_openlineage, sanitize_mlflow_uri
+
+    (entry,) = get_provider_info()["asset-uris"]
+    assert entry["schemes"] == ["mlflow"]
+    for path in (entry["handler"], entry["to_openlineage_converter"]):
+        module, _, name = path.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), name))
+    assert sanitize_mlflow_uri(urlsplit("mlflow://mlflow:5000/models/router")).netloc == "mlflow:5000"
+    with pytest.raises(ValueError, match="mlflow://<tracking host>/models/<name>"):
+        sanitize_mlflow_uri(urlsplit("mlflow://mlflow:5000/experiments/1"))
+    dataset = convert_mlflow_asset_to_openlineage(champion_asset("router", "mlflow:5000"), None)
+    assert (dataset.namespace, dataset.name) == ("mlflow://mlflow:5000", "models/router")
