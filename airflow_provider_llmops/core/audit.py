@@ -23,7 +23,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -56,6 +56,13 @@ class VerifyResult:
 def default_audit_path(home: Path) -> Path:
     """The audit trail of an embedded home."""
     return home / "audit" / "audit.jsonl"
+
+
+def actor_of(run: Mapping[str, Any]) -> str:
+    """Who acted, for the `actor` field: the Airflow task of a run (`airflow:<dag>/<run>/<task>`), else the CLI."""
+    if run.get("dag_id"):
+        return f"airflow:{run.get('dag_id')}/{run.get('run_id')}/{run.get('task_id')}"
+    return "llmops-cli"
 
 
 def _is_secret_key(key: object) -> bool:

@@ -28,48 +28,38 @@ from airflow_provider_llmops.errors import ConfigurationError
 GROUP_COLUMNS = ("region", "language", "channel")
 
 
-def fetch_model(registry: ModelRegistry, version: VersionInfo, cache_dir: Path) -> Path:
-    """A local copy of a version's model files (versions are immutable, so the cache never goes stale)."""
+def _cached_download(target: Path, complete: Any, **download: Any) -> Path:
+    """Download MLflow artifacts into `target` once: into a staging folder beside it, then one rename. `complete`
+    tells whether a target already holds a finished copy (another task may have won the rename)."""
     from mlflow.artifacts import download_artifacts
 
-    target = cache_dir / "models" / version.name / version.version
-    if (target / "config.json").is_file():
+    if complete(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{version.version}-", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        if version.run_id:
-            local = download_artifacts(run_id=version.run_id, artifact_path=MODEL_ARTIFACT, dst_path=str(staging), tracking_uri=registry.tracking_uri)
-        else:
-            local = download_artifacts(artifact_uri=version.source, dst_path=str(staging), tracking_uri=registry.tracking_uri)
+        local = download_artifacts(dst_path=str(staging), **download)
         try:
             Path(local).rename(target)
         except OSError:
-            if not (target / "config.json").is_file():
+            if not complete(target):
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def fetch_model(registry: ModelRegistry, version: VersionInfo, cache_dir: Path) -> Path:
+    """A local copy of a version's model files (versions are immutable, so the cache never goes stale)."""
+    target = cache_dir / "models" / version.name / version.version
+    where = {"run_id": version.run_id, "artifact_path": MODEL_ARTIFACT} if version.run_id else {"artifact_uri": version.source}
+    return _cached_download(target, lambda t: (t / "config.json").is_file(), tracking_uri=registry.tracking_uri, **where)
 
 
 def fetch_artifact_dir(registry: ModelRegistry, run_id: str, artifact: str, cache_dir: Path) -> Path:
-    from mlflow.artifacts import download_artifacts
-
+    """A local copy of one artifact folder of a run (e.g. the drift profile of a model version)."""
     target = cache_dir / "runs" / run_id / artifact
-    if target.is_dir() and any(target.iterdir()):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{artifact}-", dir=target.parent))
-    try:
-        local = download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=str(staging), tracking_uri=registry.tracking_uri)
-        try:
-            Path(local).rename(target)
-        except OSError:
-            if not target.is_dir():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return _cached_download(target, lambda t: t.is_dir() and any(t.iterdir()), tracking_uri=registry.tracking_uri, run_id=run_id, artifact_path=artifact)
 
 
 def read_golden(path: str | Path | None) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow_provider_llmops.core.audit import AuditTrail
+from airflow_provider_llmops.core.audit import AuditTrail, actor_of
 from airflow_provider_llmops.core.gate import GateSpec, decide
 from airflow_provider_llmops.core.registry import CHALLENGER, CHAMPION, PREVIOUS, AliasConflict, ModelRegistry
 from airflow_provider_llmops.errors import ConfigurationError
@@ -62,7 +62,7 @@ def promote(
     tags = {TAG_GATE: "passed" if decision.passed else "rejected", TAG_GATE_REASONS: json.dumps(decision.reasons)[:4900], "llmops.gate_dag_run": str(run.get("run_id") or "")}
     if not decision.passed:
         registry.tag_version(name, challenger, tags)
-        audit.append("model.rejected", {"model": name, "version": challenger, "champion": champion, "reasons": decision.reasons, "checks": decision.checks, "run": dict(run)}, actor=_actor(run))
+        audit.append("model.rejected", {"model": name, "version": challenger, "champion": champion, "reasons": decision.reasons, "checks": decision.checks, "run": dict(run)}, actor=actor_of(run))
         log(f"gate rejected {name} v{challenger}: " + "; ".join(decision.reasons))
         result.update(promoted=False, champion=champion, aliases=current)
         return result
@@ -73,13 +73,13 @@ def promote(
     try:
         after = registry.compare_and_swap(name, expected, updates)
     except AliasConflict as exc:
-        audit.append("model.promotion_aborted", {"model": name, "version": challenger, "expected": expected, "error": str(exc), "run": dict(run)}, actor=_actor(run))
+        audit.append("model.promotion_aborted", {"model": name, "version": challenger, "expected": expected, "error": str(exc), "run": dict(run)}, actor=actor_of(run))
         raise
     registry.tag_version(name, challenger, {**tags, TAG_PROMOTED_AT: _now()})
     audit.append(
         "model.promoted",
         {"model": name, "version": challenger, "previous_champion": champion, "aliases": after, "checks": decision.checks, "challenger_metrics": evaluation["challenger"], "champion_metrics": evaluation.get("champion"), "evaluation": evaluation.get("report_uri"), "run": dict(run)},
-        actor=_actor(run),
+        actor=actor_of(run),
     )
     log(f"promoted {name} v{challenger} to {CHAMPION}" + (f"; v{champion} is now {PREVIOUS}" if champion else " (first model)"))
     result.update(promoted=True, champion=challenger, aliases=after)
@@ -101,12 +101,6 @@ def rollback(*, registry: ModelRegistry, audit: AuditTrail, model_name: str, tar
     after = registry.compare_and_swap(model_name, {CHAMPION: champion, PREVIOUS: current.get(PREVIOUS)}, {CHAMPION: target, PREVIOUS: None})
     if champion:
         registry.tag_version(model_name, champion, {TAG_ROLLED_BACK: _now()})
-    audit.append("model.rolled_back", {"model": model_name, "from": champion, "to": target, "reason": reason, "aliases": after, "run": dict(run)}, actor=_actor(run))
+    audit.append("model.rolled_back", {"model": model_name, "from": champion, "to": target, "reason": reason, "aliases": after, "run": dict(run)}, actor=actor_of(run))
     log(f"rolled back {model_name}: champion v{champion} -> v{target}")
     return {"model_name": model_name, "champion": target, "rolled_back_from": champion, "aliases": after, "already_done": False, "version_url": registry.version_url(model_name, target)}
-
-
-def _actor(run: Mapping[str, Any]) -> str:
-    if run.get("dag_id"):
-        return f"airflow:{run.get('dag_id')}/{run.get('run_id')}/{run.get('task_id')}"
-    return "llmops-cli"

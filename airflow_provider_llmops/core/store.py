@@ -298,8 +298,8 @@ class DatasetStore:
         return target
 
     def read_validation(self, dataset: str, snapshot_id: str) -> dict[str, Any] | None:
-        key = f"{self._require(dataset, snapshot_id)}/{VALIDATION_FILE}"
-        return json.loads(self._backend.get(key)) if self._backend.exists(key) else None
+        raw = self.read_beside(dataset, snapshot_id, VALIDATION_FILE)
+        return None if raw is None else json.loads(raw)
 
     def list_snapshots(self, dataset: str) -> list[str]:
         """Committed snapshot ids of a dataset (uncommitted or staging ones are not listed)."""

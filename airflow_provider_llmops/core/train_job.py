@@ -11,6 +11,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,22 +231,21 @@ def train_and_register(
     out["training"] = result.summary()
     out["split"] = result.split
     if audit is not None:
-        actor = f"airflow:{run.get('dag_id')}/{run.get('run_id')}/{run.get('task_id')}" if run.get("dag_id") else "llmops-cli"
-        audit.append("model.registered", {"model": model_name, "version": version.version, "mlflow_run_id": run_id, "snapshots": [str(s) for s in snapshots], "base_model": base_model, "training": out["training"], "run": dict(run)}, actor=actor)
+        from airflow_provider_llmops.core.audit import actor_of
+
+        audit.append("model.registered", {"model": model_name, "version": version.version, "mlflow_run_id": run_id, "snapshots": [str(s) for s in snapshots], "base_model": base_model, "training": out["training"], "run": dict(run)}, actor=actor_of(run))
     return out
 
 
 def _log_metrics(client: Any, run_id: str, result: TrainResult) -> None:
     from mlflow.entities import Metric
 
-    import time
-
     now = int(time.time() * 1000)
     metrics = [Metric("train_loss", h["loss"], now, int(h["step"])) for h in result.history]
     for record in result.epochs:
         metrics += [Metric(f"val_{k}", v, now, int(record["step"])) for k, v in record.items() if k not in ("epoch", "step")]
     for name, value in result.summary().items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value is not None:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
             metrics.append(Metric(name, float(value), now, result.steps))
     for start in range(0, len(metrics), 900):
         client.log_batch(run_id, metrics=metrics[start : start + 900])

@@ -272,8 +272,10 @@ def train(rows: Sequence[dict[str, Any]], config: TrainConfig, output_dir: str |
     planned = math.ceil(steps_per_epoch * config.epochs)
     if config.max_steps is not None:
         planned = min(planned, config.max_steps)
-    decay = [p for n, p in model.named_parameters() if not any(k in n for k in ("bias", "LayerNorm", "layer_norm", "ln_"))]
-    no_decay = [p for n, p in model.named_parameters() if any(k in n for k in ("bias", "LayerNorm", "layer_norm", "ln_"))]
+    decay: list[Any] = []
+    no_decay: list[Any] = []  # biases and norm weights are not decayed
+    for name, parameter in model.named_parameters():
+        (no_decay if any(k in name for k in ("bias", "LayerNorm", "layer_norm", "ln_")) else decay).append(parameter)
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=config.learning_rate
     )

@@ -17,28 +17,21 @@ def schema_url(name: str) -> str:
 
 
 @cache
-def _drift_facet_class() -> type:
+def _facet_class(name: str) -> type:
+    """An attrs RunFacet class whose fields are the properties of the shipped schema `name` (all optional)."""
     import attr
     from openlineage.client.generated.base import RunFacet
 
-    url = schema_url("LlmopsDriftRunFacet")
+    schema = json.loads((SCHEMA_DIR / f"{name}.json").read_text())
+    properties = schema["$defs"][name]["allOf"][1]["properties"]
+    url = schema_url(name)
+    cls = attr.make_class(name, {field: attr.ib(default=None) for field in properties}, bases=(RunFacet,))
+    cls._get_schema = staticmethod(lambda: url)  # type: ignore[attr-defined]
+    return cls
 
-    @attr.define
-    class LlmopsDriftRunFacet(RunFacet):
-        verdict: str
-        drift: bool
-        rows: int
-        profileId: str  # noqa: N815 (OpenLineage field names are camelCase)
-        statistic: str
-        features: list[dict[str, Any]]
-        referenceSnapshotIds: list[str] = attr.field(factory=list)  # noqa: N815
-        embedding: dict[str, Any] | None = None
 
-        @staticmethod
-        def _get_schema() -> str:
-            return url
-
-    return LlmopsDriftRunFacet
+def _facet(name: str, **values: Any) -> Any:
+    return _facet_class(name)(**{k: v for k, v in values.items() if v is not None})
 
 
 def drift_run_facet(report: dict[str, Any]) -> Any:
@@ -59,7 +52,8 @@ def drift_run_facet(report: dict[str, Any]) -> Any:
         for name, f in report["features"].items()
     ]
     embedding = report.get("embedding")
-    return _drift_facet_class()(
+    return _facet(
+        "LlmopsDriftRunFacet",
         verdict=report["verdict"],
         drift=report["drift"],
         rows=report["rows"],
@@ -78,24 +72,6 @@ def drift_run_facet(report: dict[str, Any]) -> Any:
             "rows": embedding["rows"],
         },
     )
-
-
-@cache
-def _facet_class(name: str) -> type:
-    """An attrs RunFacet class whose fields are the properties of the shipped schema `name` (all optional)."""
-    import attr
-    from openlineage.client.generated.base import RunFacet
-
-    schema = json.loads((SCHEMA_DIR / f"{name}.json").read_text())
-    properties = schema["$defs"][name]["allOf"][1]["properties"]
-    url = schema_url(name)
-    cls = attr.make_class(name, {field: attr.ib(default=None) for field in properties}, bases=(RunFacet,))
-    cls._get_schema = staticmethod(lambda: url)  # type: ignore[attr-defined]
-    return cls
-
-
-def _facet(name: str, **values: Any) -> Any:
-    return _facet_class(name)(**{k: v for k, v in values.items() if v is not None})
 
 
 def _numbers(metrics: dict[str, Any] | None) -> dict[str, float | None] | None:
