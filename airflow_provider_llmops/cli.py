@@ -24,7 +24,15 @@ from airflow_provider_llmops import embedded
 
 
 def _home(args: argparse.Namespace) -> Path:
+    """The embedded default's home (demo, ui, env, mlflow create it): --home, else $LLMOPS_HOME or ./.llmops."""
     return Path(args.home).expanduser().resolve() if args.home else embedded.default_home()
+
+
+def _state_home(args: argparse.Namespace) -> Path:
+    """The home the operators write to (audit trail, store): --home, else the same resolution as the operators."""
+    from airflow_provider_llmops.settings import llmops_home
+
+    return Path(args.home).expanduser().resolve() if args.home else llmops_home()
 
 
 def cmd_env(args: argparse.Namespace) -> int:
@@ -280,7 +288,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     from airflow_provider_llmops.core import audit
 
-    path = Path(args.path).expanduser() if args.path else audit.default_audit_path(_home(args))
+    path = Path(args.path).expanduser() if args.path else audit.default_audit_path(_state_home(args))
     if not path.is_file():
         print(f"llmops audit: {path}: no audit trail (file does not exist)", file=sys.stderr)
         return 2

@@ -19,7 +19,9 @@ from airflow_provider_llmops.resources import dag_files_dir, sample_data_dir
 
 
 def default_home() -> Path:
-    return Path(os.environ.get("LLMOPS_HOME") or Path.cwd() / ".llmops").expanduser().resolve()
+    from airflow_provider_llmops.settings import embedded_home
+
+    return embedded_home()
 
 
 def lineage_file(home: Path) -> Path:
@@ -49,6 +51,9 @@ def embedded_env(home: Path, port: int = 8080) -> dict[str, str]:
         "AIRFLOW__LLMOPS__HOME": str(home),
         "AIRFLOW__LLMOPS__STORE_URI": str(home / "store"),
         "AIRFLOW__LLMOPS__ALLOWED_ROOTS": f"{sample_data_dir()},{home / 'incoming'}",
+        # the demo's dataset is validated with the support-ticket suite and its model evaluated on the ticket golden set
+        "AIRFLOW__LLMOPS__DATASET_SUITES": json.dumps({"support_tickets": "support_tickets"}),
+        "AIRFLOW__LLMOPS__GOLDEN_SETS": json.dumps({"support_ticket_router": str(sample_data_dir() / "golden.jsonl")}),
         # MLflow: SQLite store and artifacts under <home>/mlflow; `llmops mlflow` serves its UI here
         "AIRFLOW__LLMOPS__MLFLOW_UI_URL": "http://127.0.0.1:5000",
         "GX_ANALYTICS_ENABLED": "False",

@@ -94,7 +94,12 @@ def get_provider_info() -> dict[str, Any]:
             "llmops": {
                 "description": "Settings of airflow-provider-llmops. Empty values fall back to defaults under [llmops] home.",
                 "options": {
-                    "home": _option("Root of the provider's local state (store, lineage, MLflow files). Empty: $LLMOPS_HOME or $AIRFLOW_HOME/llmops.", "", "/opt/airflow/llmops"),
+                    "home": _option(
+                        "Root of the provider's local state (store, audit trail, locks, MLflow files), the same for the CLI and the operators. "
+                        "Empty: $LLMOPS_HOME, else $AIRFLOW_HOME/llmops, else ./.llmops when it exists, else ~/airflow/llmops.",
+                        "",
+                        "/opt/airflow/llmops",
+                    ),
                     "store_uri": _option("Dataset store: a local directory or s3://bucket/prefix. Empty: <home>/store.", "", "s3://llmops/store"),
                     "store_conn_id": _option("llmops_s3 connection used when store_uri is on S3. Empty: boto3's default credentials.", "", "llmops_s3_default"),
                     "allowed_roots": _option(
@@ -103,13 +108,34 @@ def get_provider_info() -> dict[str, Any]:
                         "",
                         "/data/incoming,/mnt/shared/tickets",
                     ),
-                    "allowed_uri_prefixes": _option("Comma-separated prefixes remote sources must start with. Empty: s3://, http://, https://.", "", "s3://tickets-landing/,https://exports.example.com/"),
+                    "allowed_uri_prefixes": _option(
+                        "Comma-separated remote sources that may be read: scheme://host[:port][/path], compared as parsed URLs "
+                        "(host exactly, path on a / boundary). Empty: no remote source is allowed.",
+                        "",
+                        "s3://tickets-landing/,https://exports.example.com/tickets/",
+                    ),
                     "max_row_bytes": _option("Rows larger than this many bytes are quarantined as oversized.", "65536", None, "integer"),
                     "max_source_bytes": _option("Sources larger than this many bytes are refused as a whole.", "1073741824", None, "integer"),
                     "mlflow_conn_id": _option("llmops_mlflow connection of the tracking/registry server. Empty: mlflow_tracking_uri, else the embedded SQLite store under <home>/mlflow.", "", "llmops_mlflow_default"),
                     "mlflow_tracking_uri": _option("MLflow tracking URI used when no connection is named (no credentials). Empty: sqlite:///<home>/mlflow/mlflow.db with artifacts in <home>/mlflow/artifacts.", "", "http://mlflow:5000"),
                     "mlflow_ui_url": _option("Base URL of the MLflow UI for the extra links when the tracking URI is not an http(s) server.", "", "http://127.0.0.1:5000"),
-                    "model_name": _option("Registered model name the operators use when none is given.", "support_ticket_router", None),
+                    "model_name": _option("Registered model name the operators and DAG factories use when none is given.", "support_ticket_router", None),
+                    "dataset": _option("Dataset the DAG factories use when none is given.", "support_tickets", None),
+                    "suites_dirs": _option(
+                        "Comma-separated folders that Great Expectations suites are looked up in, by name (<name>.json). "
+                        "Empty: the shipped suites and <home>/expectations.",
+                        "",
+                        "/opt/airflow/expectations",
+                    ),
+                    "default_suite": _option("Suite of a dataset that dataset_suites does not name.", "generic", None),
+                    "dataset_suites": _option("JSON object: dataset -> suite name.", "", '{"support_tickets": "support_tickets"}'),
+                    "golden_sets": _option("JSON object: registered model -> golden set file (JSONL) evaluated with every challenger.", "", '{"support_ticket_router": "/opt/airflow/golden/tickets.jsonl"}'),
+                    "audit_conn_id": _option(
+                        "Connection (or secrets-backend entry) whose password is the HMAC key of the audit trail. Empty: a plain hash chain.",
+                        "",
+                        "llmops_audit_key",
+                    ),
+                    "registry_pool": _option("Airflow pool of one slot that every registry-changing task runs in.", "llmops_registry", None),
                     "pushgateway_url": _option("Prometheus Pushgateway to push metrics to (e.g. 127.0.0.1:9091). Empty: no push; metrics are still written to <home>/metrics/*.prom.", "", "127.0.0.1:9091"),
                 },
             }

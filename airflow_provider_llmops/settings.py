@@ -1,18 +1,33 @@
-"""Provider settings: operator argument > Airflow config `[llmops]` (or `AIRFLOW__LLMOPS__*`) > built-in default.
+"""Provider settings, resolved in this one place: operator argument > Airflow config `[llmops]` (or
+`AIRFLOW__LLMOPS__*`) > built-in default. Every built-in default appears once, in `DEFAULTS`.
 
-The `[llmops]` section is declared in `get_provider_info()` so `airflow config list` shows it. Built-in defaults
-are derived from `LLMOPS_HOME` (or `$AIRFLOW_HOME/llmops`), so an embedded install needs no configuration.
+The `[llmops]` section is declared in `get_provider_info()` so `airflow config list` shows it. Defaults that are
+paths derive from the provider's home (`llmops_home()`), so an embedded install needs no configuration. The CLI,
+the operators and the DAG factories all read their settings through `load_settings()`.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from airflow_provider_llmops.resources import sample_data_dir
+from airflow_provider_llmops.resources import expectations_dir, sample_data_dir
 
 SECTION = "llmops"
+EMBEDDED_DIRNAME = ".llmops"
+
+# The built-in defaults of every scalar setting (path defaults derive from the home and are set in load_settings).
+DEFAULTS: dict[str, Any] = {
+    "max_row_bytes": 65536,
+    "max_source_bytes": 1 << 30,
+    "model_name": "support_ticket_router",
+    "dataset": "support_tickets",
+    "default_suite": "generic",
+    "registry_pool": "llmops_registry",
+}
 
 
 def _airflow_option(key: str) -> str:
@@ -23,19 +38,61 @@ def _airflow_option(key: str) -> str:
         from airflow.sdk import conf
     except ImportError:  # core used without Airflow (CLI, notebooks)
         return ""
-    return (conf.get(SECTION, key, fallback="") or "").strip()
+    try:
+        return (conf.get(SECTION, key, fallback="") or "").strip()
+    except Exception:  # an unconfigured Airflow in a plain shell: behave as if the option were unset
+        return ""
 
 
 def llmops_home() -> Path:
+    """The provider's local state (audit trail, locks, embedded store and MLflow), the same for the CLI and the
+    operators: `[llmops] home` > `$LLMOPS_HOME` > `$AIRFLOW_HOME/llmops` > `./.llmops` when it exists (the embedded
+    default's home in the current directory) > `~/airflow/llmops` (Airflow's own default home)."""
     explicit = _airflow_option("home") or os.environ.get("LLMOPS_HOME", "")
     if explicit:
         return Path(explicit).expanduser().resolve()
-    airflow_home = os.environ.get("AIRFLOW_HOME") or str(Path("~/airflow").expanduser())
-    return (Path(airflow_home) / "llmops").resolve()
+    if os.environ.get("AIRFLOW_HOME"):
+        return (Path(os.environ["AIRFLOW_HOME"]).expanduser() / "llmops").resolve()
+    embedded = Path.cwd() / EMBEDDED_DIRNAME
+    if embedded.is_dir():
+        return embedded.resolve()
+    return (Path("~/airflow").expanduser() / "llmops").resolve()
 
 
-def _split(value: str) -> list[str]:
+def embedded_home() -> Path:
+    """Where the embedded default (`llmops demo|ui|env|mlflow`) lives: `$LLMOPS_HOME`, else `./.llmops`."""
+    return Path(os.environ.get("LLMOPS_HOME") or Path.cwd() / EMBEDDED_DIRNAME).expanduser().resolve()
+
+
+def split_list(value: str) -> list[str]:
     return [part.strip() for part in value.replace("\n", ",").split(",") if part.strip()]
+
+
+def _json_mapping(key: str) -> dict[str, str]:
+    raw = _airflow_option(key)
+    if not raw:
+        return {}
+    from airflow_provider_llmops.errors import ConfigurationError
+
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"[{SECTION}] {key} must be a JSON object, e.g. {{\"name\": \"value\"}}: {exc}") from None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ConfigurationError(f"[{SECTION}] {key} must be a JSON object of strings, got {raw!r}")
+    return value
+
+
+def _int(key: str) -> int:
+    raw = _airflow_option(key)
+    if not raw:
+        return int(DEFAULTS[key])
+    try:
+        return int(raw)
+    except ValueError:
+        from airflow_provider_llmops.errors import ConfigurationError
+
+        raise ConfigurationError(f"[{SECTION}] {key} must be an integer, got {raw!r}") from None
 
 
 @dataclass(frozen=True)
@@ -44,31 +101,58 @@ class Settings:
     store_uri: str
     store_conn_id: str | None
     allowed_roots: tuple[str, ...]
+    # remote sources allowed: entries `scheme://host[:port][/path]`, compared parsed (see core.sources); empty:
+    # no remote source is allowed until configured
     allowed_uri_prefixes: tuple[str, ...]
     max_row_bytes: int
     max_source_bytes: int
     pushgateway_url: str | None
     mlflow_conn_id: str | None = None
     mlflow_tracking_uri: str | None = None
-    model_name: str = "support_ticket_router"
+    model_name: str = DEFAULTS["model_name"]
     mlflow_ui_url: str | None = None
+    dataset: str = DEFAULTS["dataset"]
+    # Great Expectations suites: looked up by name in these folders only (first match wins)
+    suites_dirs: tuple[str, ...] = ()
+    # the suite of a dataset: dataset_suites[dataset], else default_suite
+    default_suite: str = DEFAULTS["default_suite"]
+    dataset_suites: dict[str, str] = field(default_factory=dict)
+    # golden set per registered model (optional; a model without one is evaluated on its held-out split only)
+    golden_sets: dict[str, str] = field(default_factory=dict)
+    # connection (or secrets-backend connection) whose password is the audit trail's HMAC key; none: plain chain
+    audit_conn_id: str | None = None
+    # Airflow pool of one slot that every registry-changing task runs in
+    registry_pool: str = DEFAULTS["registry_pool"]
+
+    def suite_for(self, dataset: str) -> str:
+        return self.dataset_suites.get(dataset, self.default_suite)
+
+    def golden_for(self, model_name: str) -> str | None:
+        return self.golden_sets.get(model_name) or None
 
 
 def load_settings() -> Settings:
     home = llmops_home()
-    roots = _split(_airflow_option("allowed_roots")) or [str(sample_data_dir()), str(home / "incoming")]
-    prefixes = _split(_airflow_option("allowed_uri_prefixes")) or ["s3://", "http://", "https://"]
+    roots = split_list(_airflow_option("allowed_roots")) or [str(sample_data_dir()), str(home / "incoming")]
+    suites_dirs = split_list(_airflow_option("suites_dirs")) or [str(expectations_dir()), str(home / "expectations")]
     return Settings(
         home=home,
         store_uri=_airflow_option("store_uri") or str(home / "store"),
         store_conn_id=_airflow_option("store_conn_id") or None,
         allowed_roots=tuple(roots),
-        allowed_uri_prefixes=tuple(prefixes),
-        max_row_bytes=int(_airflow_option("max_row_bytes") or 65536),
-        max_source_bytes=int(_airflow_option("max_source_bytes") or 1 << 30),
+        allowed_uri_prefixes=tuple(split_list(_airflow_option("allowed_uri_prefixes"))),
+        max_row_bytes=_int("max_row_bytes"),
+        max_source_bytes=_int("max_source_bytes"),
         pushgateway_url=_airflow_option("pushgateway_url") or None,
         mlflow_conn_id=_airflow_option("mlflow_conn_id") or None,
         mlflow_tracking_uri=_airflow_option("mlflow_tracking_uri") or None,
-        model_name=_airflow_option("model_name") or "support_ticket_router",
+        model_name=_airflow_option("model_name") or DEFAULTS["model_name"],
         mlflow_ui_url=_airflow_option("mlflow_ui_url") or None,
+        dataset=_airflow_option("dataset") or DEFAULTS["dataset"],
+        suites_dirs=tuple(suites_dirs),
+        default_suite=_airflow_option("default_suite") or DEFAULTS["default_suite"],
+        dataset_suites=_json_mapping("dataset_suites"),
+        golden_sets=_json_mapping("golden_sets"),
+        audit_conn_id=_airflow_option("audit_conn_id") or None,
+        registry_pool=_airflow_option("registry_pool") or DEFAULTS["registry_pool"],
     )
