@@ -48,14 +48,13 @@ def cmd_dags_install(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    from airflow_provider_llmops import embedded_ui
+
     home = _home(args)
     env = embedded.embedded_env(home, args.port)
     embedded.prepare(home, env)
     print(f"Airflow UI on http://127.0.0.1:{args.port} (AIRFLOW_HOME={env['AIRFLOW_HOME']}); Ctrl-C stops it.", flush=True)
-    bin_dir = Path(sys.executable).parent  # standalone starts its components as `airflow ...` from PATH
-    path = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])
-    os.execve(str(bin_dir / "airflow"), [str(bin_dir / "airflow"), "standalone"], {**os.environ, **env, "PATH": path})
-    return 0  # not reached
+    return embedded_ui.run(env, args.port)
 
 
 def _command_path(name: str) -> str:

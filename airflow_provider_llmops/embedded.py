@@ -43,6 +43,9 @@ def embedded_env(home: Path, port: int = 8080) -> dict[str, str]:
         # Local, single-user: every UI user is admin. Do not use this on a shared host.
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "AIRFLOW__API__HOST": "127.0.0.1",
+        # every listener on 127.0.0.1: the scheduler's health check server, should it be enabled (the log servers
+        # are not started at all by `llmops ui`: task logs are read from local files)
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",

@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/check_services.sh  # a missing service fails the run, it does not skip tests
 exec .venv/bin/python -m pytest "$@"

@@ -49,3 +49,14 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 300) -
     """Run a console script of this venv (llmops, airflow) with the test environment."""
     exe = Path(sys.executable).with_name(args[0])
     return subprocess.run([str(exe), *args[1:]], env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+
+
+# Property-based tests: `ci` (the default) is derandomized so a failure reproduces; `dev` runs longer, at random:
+# HYPOTHESIS_PROFILE=dev .venv/bin/python -m pytest -k property
+from hypothesis import HealthCheck, settings as hypothesis_settings  # noqa: E402
+
+hypothesis_settings.register_profile(
+    "ci", derandomize=True, max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+hypothesis_settings.register_profile("dev", max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -51,22 +51,40 @@ def _facets(event: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     return found
 
 
+def schema_for(url: str) -> tuple[dict[str, Any], str]:
+    """The copied schema a facet's `_schemaURL` names, and the JSON pointer into it. Fails, never skips, when
+    the URL names a schema that is not in the copied spec (official) or not shipped by the provider (custom)."""
+    parsed = urlparse(url)
+    file_name = Path(parsed.path).name
+    if parsed.scheme != "https" or not file_name:
+        raise AssertionError(f"_schemaURL {url!r} is not an https URL of a schema file")
+    official = parsed.netloc == "openlineage.io"
+    if official and file_name not in SCHEMAS:
+        raise AssertionError(f"_schemaURL {url!r} names an official schema that is not in the copied spec {SPEC_DIR}")
+    if not official and file_name not in CUSTOM:
+        raise AssertionError(f"_schemaURL {url!r} names a schema that is neither official nor one of {sorted(CUSTOM)}")
+    schema = SCHEMAS[file_name]
+    if not official and url.split("#")[0] != schema["$id"]:
+        raise AssertionError(f"_schemaURL {url!r} does not match the $id {schema['$id']!r} of the shipped {file_name}")
+    return schema, parsed.fragment or ""
+
+
 def validate_event(event: dict[str, Any]) -> list[str]:
-    """Raise on any violation; return the names of the facets checked against an official or custom facet schema."""
+    """Raise on any violation; return the names of the facets checked (every facet is checked against the schema
+    its `_schemaURL` names, official or custom; a facet without one, or naming one that is missing, fails)."""
     _validator(CORE["$id"], "/$defs/RunEvent").validate(event)
     checked = []
     for where, name, facet in _facets(event):
-        url = facet.get("_schemaURL", "")
-        parsed = urlparse(url)
-        file_name = Path(parsed.path).name
-        if file_name not in SCHEMAS or (parsed.netloc != "openlineage.io" and file_name not in CUSTOM):
-            continue
-        schema = SCHEMAS[file_name]
-        pointer = parsed.fragment or ""
+        url = facet.get("_schemaURL")
+        if not url:
+            raise AssertionError(f"facet {name!r} at {where} has no _schemaURL")
+        schema, pointer = schema_for(url)
         try:
             _validator(schema["$id"], pointer).validate(facet)
         except jsonschema.ValidationError as exc:
-            raise AssertionError(f"facet {name!r} at {where} violates {file_name}{'#' + pointer if pointer else ''}: {exc.message}") from exc
+            raise AssertionError(f"facet {name!r} at {where} violates {url}: {exc.message}") from exc
+        except Exception as exc:  # an unresolvable pointer: the URL names a definition the schema does not have
+            raise AssertionError(f"facet {name!r} at {where}: {url!r} cannot be resolved in {schema['$id']}: {exc}") from exc
         checked.append(name)
     return checked
 

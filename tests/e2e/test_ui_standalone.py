@@ -1,7 +1,9 @@
-"""The documented UI command (`llmops ui`) on the embedded default: Airflow standalone with the LocalExecutor.
+"""The documented UI command (`llmops ui`) on the embedded default: scheduler (LocalExecutor), DAG processor,
+triggerer and API server under one supervisor.
 
 The DAG appears, its Params are offered, a bad Param is refused, and a run triggered with Params through the
-REST API the UI itself calls succeeds on the scheduler + LocalExecutor. Bounded: every wait has a deadline.
+REST API the UI itself calls succeeds on the scheduler + LocalExecutor. Every listener of every component binds
+127.0.0.1, and SIGTERM to `llmops ui` alone stops every process it started. Bounded: every wait has a deadline.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -72,11 +75,24 @@ def standalone(tmp_path: Path):
     try:
         yield f"http://127.0.0.1:{port}", proc, log, tmp_path / "home"
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # only reached when the test failed before its own stop
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _listeners(pids: set[int]) -> list[tuple[int, str, int]]:
+    return [
+        (c.pid, c.laddr.ip, c.laddr.port)
+        for c in psutil.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and c.pid in pids
+    ]
 
 
 def test_trigger_with_params_from_the_ui_api(standalone, sample_dir: Path):
@@ -101,18 +117,28 @@ def test_trigger_with_params_from_the_ui_api(standalone, sample_dir: Path):
     _wait(lambda: _call("GET", f"{api}/dags/llmops_drift")[0] == 200, 120, "the drift DAG to be parsed", proc, log)
     assert _call("PATCH", f"{api}/dags/llmops_drift", {"is_paused": False})[0] == 200
     assert _call("PATCH", f"{api}/dags/{DAG_ID}", {"is_paused": False})[0] == 200
-    conf = {"dataset": "support_tickets", "source_uri": str(sample_dir / "tickets_batch_drift.jsonl")}
-    status, run = _call("POST", f"{api}/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": conf})
-    assert status == 200, run
-    run_path = f"{api}/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}"
 
-    def finished():
-        state = _call("GET", run_path)[1]["state"]
-        return state if state in ("success", "failed") else None
+    def ingest(source: str) -> tuple[str, dict]:
+        conf = {"dataset": "support_tickets", "source_uri": str(sample_dir / source)}
+        status, run = _call("POST", f"{api}/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": conf})
+        assert status == 200, run
+        run_path = f"{api}/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}"
 
-    assert _wait(finished, 240, "the triggered run to finish", proc, log) == "success"
-    status, xcom = _call("GET", f"{run_path}/taskInstances/ingest/xcomEntries/return_value")
-    assert status == 200 and xcom["value"]["dataset"] == "support_tickets" and xcom["value"]["accepted"] == 1000
+        def finished():
+            state = _call("GET", run_path)[1]["state"]
+            return state if state in ("success", "failed") else None
+
+        assert _wait(finished, 240, f"the triggered run on {source} to finish", proc, log) == "success"
+        status, entry = _call("GET", f"{run_path}/taskInstances/ingest/xcomEntries/return_value")
+        assert status == 200
+        return run_path, entry["value"]
+
+    # the reference first, explicitly: drift scores against the earliest validated snapshot of the dataset
+    _, reference = ingest("tickets_reference.jsonl")
+    assert reference["accepted"] == 3000
+    run_path, value = ingest("tickets_batch_drift.jsonl")
+    xcom = {"value": value}
+    assert xcom["value"]["dataset"] == "support_tickets" and xcom["value"]["accepted"] == 1000
     snapshot = home / "store" / "snapshots" / "support_tickets" / xcom["value"]["snapshot_id"]
     assert json.loads((snapshot / "validation.json").read_text())["status"] == "passed"
     assert (home / "lineage" / "events.jsonl").stat().st_size > 0
@@ -130,3 +156,25 @@ def test_trigger_with_params_from_the_ui_api(standalone, sample_dir: Path):
 
     drift_run, drift = _wait(drift_run_for_this_snapshot, 300, "an asset-triggered llmops_drift run on the new snapshot", proc, log)
     assert drift_run["state"] == "success" and drift["verdict"] == "drift"
+    assert drift["reference_snapshot_ids"] == [reference["snapshot_id"]]
+
+    # a task's log is readable through the API without any log server (read from the local file)
+    status, task_log = _call("GET", f"{run_path}/taskInstances/ingest/logs/1?full_content=true")
+    assert status == 200 and "snapshot" in json.dumps(task_log)
+
+    # every listener of every process `llmops ui` started is on the loopback interface
+    processes = _tree(proc.pid)
+    assert len(processes) >= 5  # the supervisor and its four components (and their workers)
+    listeners = _listeners({p.pid for p in processes})
+    assert ("127.0.0.1", int(base.rsplit(":", 1)[1])) in {(ip, port) for _, ip, port in listeners}
+    assert [entry for entry in listeners if entry[1] not in ("127.0.0.1", "::1")] == []
+
+    # SIGTERM to `llmops ui` alone (not to its group) stops every process it started
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in processes[1:]):
+        time.sleep(0.5)
+    survivors = [(p.pid, p.name()) for p in processes[1:] if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert survivors == []
+    assert "stopping every component" in log.read_text()
