@@ -13,6 +13,10 @@ class ConfigurationError(LLMOpsError):
     """A setting or operator argument is missing or invalid."""
 
 
+class AuditError(LLMOpsError):
+    """The audit trail cannot be appended to or read (a corrupt or forged record, a missing key)."""
+
+
 class SourceError(LLMOpsError):
     """A source is unusable as a whole (unreachable, unauthorised, empty, not parseable, not allowed)."""
 
@@ -23,7 +27,13 @@ class SourceError(LLMOpsError):
 
 
 class PathNotAllowedError(SourceError):
-    """A local path resolves outside every allowed root."""
+    """A local path resolves outside every allowed root, or a remote URI (or a redirect) is outside the
+    allow-list or outside the hosts its connection is bound to. Nothing was requested from it."""
+
+
+class ConnectionNotAllowedError(LLMOpsError):
+    """A connection id chosen at run time (a Param) is not one the DAG author allowed, or a connection is used for
+    a kind of source it is not for."""
 
 
 class SnapshotNotFoundError(LLMOpsError):

@@ -114,6 +114,12 @@ def get_provider_info() -> dict[str, Any]:
                         "",
                         "s3://tickets-landing/,https://exports.example.com/tickets/",
                     ),
+                    "allowed_source_conn_ids": _option(
+                        "Comma-separated connection ids that a run of llmops_ingest_validate (build_ingest_validate_dag "
+                        "without allowed_source_conn_ids) may choose by the source_conn_id Param. Empty: none.",
+                        "",
+                        "tickets_https,llmops_s3_landing",
+                    ),
                     "max_row_bytes": _option("Rows larger than this many bytes are quarantined as oversized.", "65536", None, "integer"),
                     "max_source_bytes": _option("Sources larger than this many bytes are refused as a whole.", "1073741824", None, "integer"),
                     "mlflow_conn_id": _option("llmops_mlflow connection of the tracking/registry server. Empty: mlflow_tracking_uri, else the embedded SQLite store under <home>/mlflow.", "", "llmops_mlflow_default"),

@@ -123,6 +123,8 @@ class Settings:
     audit_conn_id: str | None = None
     # Airflow pool of one slot that every registry-changing task runs in
     registry_pool: str = DEFAULTS["registry_pool"]
+    # connection ids a run of a build_ingest_validate_dag DAG may choose by the source_conn_id Param (default: none)
+    allowed_source_conn_ids: tuple[str, ...] = ()
 
     def suite_for(self, dataset: str) -> str:
         return self.dataset_suites.get(dataset, self.default_suite)
@@ -155,4 +157,5 @@ def load_settings() -> Settings:
         golden_sets=_json_mapping("golden_sets"),
         audit_conn_id=_airflow_option("audit_conn_id") or None,
         registry_pool=_airflow_option("registry_pool") or DEFAULTS["registry_pool"],
+        allowed_source_conn_ids=tuple(split_list(_airflow_option("allowed_source_conn_ids"))),
     )

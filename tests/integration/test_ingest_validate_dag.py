@@ -71,6 +71,7 @@ def test_rejected_batch_is_skipped_downstream_and_kept(airflow_db: Path, tmp_pat
     monkeypatch.setenv("AIRFLOW__LLMOPS__ALLOWED_ROOTS", f"{tmp_path},{sample_dir}")
     rows = [{"id": f"x{i}", "text": f"Something about ticket {i}", "label": "not_a_queue", "channel": "chat", "language": "en"} for i in range(30)]
     (tmp_path / "odd.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.setenv("AIRFLOW__LLMOPS__DATASET_SUITES", json.dumps({"odd": "support_tickets"}))  # by configuration
     outcome = run_dag(airflow_db, DAG_ID, {"dataset": "odd", "source_uri": str(tmp_path / "odd.jsonl"), "on_validation_failure": "skip"})
     assert outcome.tasks == {"ingest": "success", "validate": "skipped"}
     assert outcome.xcom["validate"]["status"] == "rejected"
@@ -83,11 +84,16 @@ def test_failures_fail_the_run_with_valid_fail_events(airflow_db: Path, tmp_path
     monkeypatch.setenv("AIRFLOW__LLMOPS__ALLOWED_ROOTS", f"{tmp_path},{sample_dir}")
     rows = [{"id": f"y{i}", "text": f"Ticket {i}", "label": "not_a_queue"} for i in range(30)]
     (tmp_path / "bad_labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.setenv("AIRFLOW__LLMOPS__DATASET_SUITES", json.dumps({"bad_labels": "support_tickets"}))
+    # a run cannot pick another suite than the DAG's: the shipped DAG names none, so only "" (configured) is valid
+    with pytest.raises(Exception, match="is not one of"):
+        run_dag(airflow_db, DAG_ID, {"dataset": "bad_labels", "source_uri": str(tmp_path / "bad_labels.jsonl"), "suite": "generic"})
     failed_validation = run_dag(airflow_db, DAG_ID, {"dataset": "bad_labels", "source_uri": str(tmp_path / "bad_labels.jsonl")})
     assert failed_validation.tasks == {"ingest": "success", "validate": "failed"}
     fail_events = [e for e in failed_validation.events if e["eventType"] == "FAIL"]
-    assert fail_events and all(validate_event(e) is not None for e in fail_events)
+    checked = {e["job"]["name"]: validate_event(e) for e in fail_events}
     validate_fail = next(e for e in fail_events if e["job"]["name"].endswith(".validate"))
+    assert {"errorMessage", "dataQualityAssertions", "nominalTime"} <= set(checked[validate_fail["job"]["name"]])
     assert any(not a["success"] for a in validate_fail["inputs"][0]["inputFacets"]["dataQualityAssertions"]["assertions"])
 
     escaped = run_dag(airflow_db, DAG_ID, {"dataset": "x", "source_uri": "/etc/hostname.jsonl"})

@@ -43,6 +43,9 @@ def s3(s3_endpoint: str, sample_dir: Path, monkeypatch: pytest.MonkeyPatch):
     client.upload_file(str(sample_dir / "tickets_batch_same.jsonl"), "landing", "batches/same.jsonl")
     conn = {"conn_type": "llmops_s3", "host": s3_endpoint, "login": "test", "password": SECRET, "extra": {"region_name": "us-east-1"}}
     monkeypatch.setenv("AIRFLOW_CONN_LLMOPS_S3_TEST", json.dumps(conn))
+    # remote sources are refused until allowed; the DAG run chooses this connection by its Param
+    monkeypatch.setenv("AIRFLOW__LLMOPS__ALLOWED_URI_PREFIXES", "s3://landing/batches,s3://no-such-bucket")
+    monkeypatch.setenv("AIRFLOW__LLMOPS__ALLOWED_SOURCE_CONN_IDS", "llmops_s3_test")
     return client
 
 
@@ -89,6 +92,7 @@ def test_unreachable_s3_endpoint(allow_tmp: Path, monkeypatch: pytest.MonkeyPatc
         port = sock.getsockname()[1]
     conn = {"conn_type": "llmops_s3", "host": f"http://127.0.0.1:{port}", "login": "a", "password": "b", "extra": {"region_name": "us-east-1"}}
     monkeypatch.setenv("AIRFLOW_CONN_LLMOPS_S3_DOWN", json.dumps(conn))
+    monkeypatch.setenv("AIRFLOW__LLMOPS__ALLOWED_URI_PREFIXES", "s3://landing")
     op = IngestBatchOperator(task_id="ingest", source_uri="s3://landing/a.jsonl", dataset="t", source_conn_id="llmops_s3_down")
     with pytest.raises(SourceError, match="unreachable"):
         op.execute(context={})

@@ -117,16 +117,18 @@ def http_base():
 
 
 def test_http_source_over_a_real_server(http_base):
-    blob = read_source(f"{http_base}/ok.jsonl", allowed_roots=[])
+    blob = read_source(f"{http_base}/ok.jsonl", allowed_roots=[], allowed_uri_prefixes=[http_base])
     assert blob.data == ROW and blob.location == f"{http_base}/ok.jsonl"
-    private = read_source(f"{http_base}/private.jsonl", allowed_roots=[], http_headers={"Authorization": "Bearer right"})
+    private = read_source(
+        f"{http_base}/private.jsonl", allowed_roots=[], allowed_uri_prefixes=[http_base], http_headers={"Authorization": "Bearer right"}
+    )
     assert private.data == ROW
 
 
 @pytest.mark.parametrize(("path", "problem"), [("/private.jsonl", "not authorised"), ("/gone.jsonl", "HTTP 404")])
 def test_http_errors_name_the_source(http_base, path, problem):
     with pytest.raises(SourceError, match=problem) as caught:
-        read_source(f"{http_base}{path}", allowed_roots=[])
+        read_source(f"{http_base}{path}", allowed_roots=[], allowed_uri_prefixes=[http_base])
     assert caught.value.source == f"{http_base}{path}"
 
 
@@ -137,4 +139,6 @@ def test_unreachable_http_source():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with pytest.raises(SourceError, match="unreachable"):
-        read_source(f"http://127.0.0.1:{port}/a.jsonl", allowed_roots=[], http_timeout=3)
+        read_source(
+            f"http://127.0.0.1:{port}/a.jsonl", allowed_roots=[], allowed_uri_prefixes=[f"http://127.0.0.1:{port}"], http_timeout=3
+        )
