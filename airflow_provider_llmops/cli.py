@@ -5,8 +5,21 @@
     llmops ui [--port 8080]                       the Airflow UI (airflow standalone) on the embedded default
     llmops env                                    shell exports of the embedded default: eval "$(llmops env)"
     llmops dags install DIR                       copy the provider's DAG files into a DAGs folder
-    llmops audit verify [--path PATH]             check the hash chain of the audit trail (exit 0 ok, 1 broken, 2 missing)
+    llmops audit verify [--path PATH] [--conn-id ID] [--no-anchors]
+                                                  check the audit trail's chain, HMACs and registry anchors
+                                                  (exit 0 ok, 1 broken, 2 missing or cannot verify)
     llmops audit show [--path PATH] [--last N]    print the last N audit records
+    llmops ingest SOURCE --dataset NAME [--format F] [--column-map JSON] [--conn-id ID]
+                                                  ingest a batch into a snapshot as the ingest operator does, with the
+                                                  same [llmops] settings and allow-lists (exit 0 committed, 1 every row
+                                                  rejected, 2 source unusable or refused)
+    llmops validate --dataset NAME [--snapshot ID] [--suite NAME]
+                                                  validate a snapshot (default: the newest) with a suite found by name
+                                                  (default: the dataset's configured suite); writes validation.json
+                                                  beside it (exit 0 passed, 1 failed, 2 bad input)
+    llmops suite init --from FILE_OR_SNAPSHOT [--name NAME] [--out PATH] [--force]
+                                                  profile a reference batch (file, or [DATASET/]SNAPSHOT_ID) into a
+                                                  starter suite <home>/expectations/NAME.json, usable by name
 """
 
 from __future__ import annotations
@@ -14,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -281,8 +295,148 @@ def cmd_drift(args: argparse.Namespace) -> int:
     return 1 if report["drift"] else 0
 
 
+UNKEYED_MODE = (
+    "UNKEYED hash chain (embedded default): proves order and integrity against accidents, not against someone who "
+    "can write the file"
+)
+
+
+def _audit_registry(settings: Any, home: Path) -> tuple[Any, str]:
+    """(registry or None, where) to read the anchors from: the operators' registry (`[llmops] mlflow_conn_id`, else
+    `mlflow_tracking_uri`, else the embedded SQLite store under <home>/mlflow; None when that does not exist)."""
+    from airflow_provider_llmops.core.registry import MlflowConfig, ModelRegistry
+
+    if settings.mlflow_conn_id:
+        from airflow_provider_llmops.hooks.mlflow import MlflowHook
+
+        return MlflowHook(mlflow_conn_id=settings.mlflow_conn_id).get_conn(), f"connection {settings.mlflow_conn_id}"
+    if settings.mlflow_tracking_uri:
+        uri = settings.mlflow_tracking_uri
+        return ModelRegistry.from_config(MlflowConfig(tracking_uri=uri)), uri
+    db = home / "mlflow" / "mlflow.db"
+    return (ModelRegistry(f"sqlite:///{db}") if db.is_file() else None), f"sqlite:///{db}"
+
+
+def _read_anchors(registry: Any, models: list[str], scan_registry: bool) -> tuple[dict[str, str], list[str]]:
+    """({model: anchor} for the models that have one, [models without one]): `models`, plus (with
+    `scan_registry`) every registered model carrying the anchor tag, so a model whose records were all cut off is
+    still checked."""
+    from airflow_provider_llmops.core.audit import ANCHOR_TAG
+
+    client = registry.client
+    names = list(models)
+    if scan_registry:
+        token = None
+        for _ in range(10_000):  # pages of 200: bounded
+            page = client.search_registered_models(max_results=200, page_token=token)
+            names += [m.name for m in page if ANCHOR_TAG in (m.tags or {}) and m.name not in names]
+            token = page.token
+            if not token:
+                break
+    anchors: dict[str, str] = {}
+    missing: list[str] = []
+    for name in names:
+        try:
+            tags = client.get_registered_model(name).tags or {}
+        except Exception as exc:
+            if getattr(exc, "error_code", "") != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            tags = {}
+        if tags.get(ANCHOR_TAG):
+            anchors[name] = tags[ANCHOR_TAG]
+        else:
+            missing.append(name)
+    return anchors, missing
+
+
+def _audit_verify(args: argparse.Namespace, path: Path) -> int:
+    """Verify the chain (and the HMACs with the key of `--conn-id` / `[llmops] audit_conn_id`), then compare the
+    registry's anchors (`llmops.audit_head` of each model) with the file. Prints what it proved; never the key."""
+    from airflow_provider_llmops.core import audit
+    from airflow_provider_llmops.errors import LLMOpsError
+    from airflow_provider_llmops.settings import load_settings
+
+    home = _state_home(args)
+    try:
+        settings = load_settings()
+        conn_ids = args.conn_id or ([settings.audit_conn_id] if settings.audit_conn_id else [])
+        keys = None
+        if conn_ids:
+            from airflow_provider_llmops.operators._common import audit_key
+
+            keys = [audit_key(c) for c in conn_ids]
+    except LLMOpsError as exc:
+        print(f"llmops audit verify: {exc}", file=sys.stderr)
+        return 2
+    result = audit.verify(path, keys=keys)
+    if keys:
+        given = ", ".join(f"{c} (key id {audit.key_id(k)})" for c, k in zip(conn_ids, keys))
+        mode = f"keyed (HMAC-SHA256, key from connection {given})"
+        if result.first_keyed_seq:
+            mode += (
+                f"; records 0-{result.first_keyed_seq - 1} were written before the key was configured (unkeyed; the "
+                f"HMAC of record {result.first_keyed_seq} covers them from then on)"
+            )
+    elif result.keyed:
+        mode = f"keyed (key id {', '.join(result.key_ids)}) but no key given"
+    else:
+        mode = UNKEYED_MODE
+    if result.status in ("broken", "unkeyed"):
+        where = f" at line {result.bad_line}" if result.bad_line else ""
+        before = f" ({result.records} valid records before it)" if result.bad_line else ""
+        print(f"audit trail {path}: BROKEN{where}: {result.reason}{before}")
+        print(f"  mode: {mode}")
+        return 1
+    anchor_lines: list[str] = []
+    problems: list[str] = []
+    anchors_unchecked = ""
+    if args.no_anchors:
+        anchor_lines.append("anchors: not checked (--no-anchors)")
+    else:
+        try:
+            registry, where = _audit_registry(settings, home)
+            scan = path.resolve() == audit.default_audit_path(home).resolve()
+            if registry is None:
+                if result.models:
+                    named = ", ".join(result.models)
+                    anchors_unchecked = f"no registry at {where} although the trail names model(s) {named}"
+                else:
+                    anchor_lines.append(f"anchors: none (no registry at {where})")
+            else:
+                anchors, unanchored = _read_anchors(registry, list(result.models), scan)
+                for check in audit.check_anchors(path, anchors):
+                    (anchor_lines if check.ok else problems).append(check.message)
+                anchor_lines += [
+                    f"model {m}: no anchor in the registry (not registered there, or its records predate anchoring)"
+                    for m in unanchored
+                ]
+        except Exception as exc:  # a registry that cannot be reached or read
+            anchors_unchecked = f"the registry cannot be read ({type(exc).__name__}: {exc})"
+    if problems:
+        for problem in problems:
+            print(f"audit trail {path}: BROKEN: {problem}")
+        print(f"  (the chain itself is intact: {result.records} records, last hash {result.last_hash or 'none'})")
+        print(f"  mode: {mode}")
+        return 1
+    if result.status == "unverifiable":
+        print(f"audit trail {path}: CANNOT VERIFY: {result.reason}")
+        print("  set [llmops] audit_conn_id (or --conn-id) to the connection whose password is the audit key")
+        code = 2
+    else:
+        print(f"audit trail {path}: OK, {result.records} records, last hash {result.last_hash or 'none'}")
+        code = 0
+    print(f"  mode: {mode}")
+    for line in anchor_lines:
+        print(f"  {line}")
+    if anchors_unchecked:
+        print(f"  anchors: NOT CHECKED: {anchors_unchecked} (--no-anchors to skip)")
+        code = 2
+    return code
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
-    """`audit verify`: exit 0 intact, 1 broken, 2 no trail. `audit show`: the last records, one per line."""
+    """`audit verify`: exit 0 intact, 1 broken (chain, HMAC or anchors), 2 no trail or cannot verify (keyed trail
+    without the key, anchors unreadable). `audit show`: the last records, one per line."""
     from collections import deque
 
     from airflow_provider_llmops.core import audit
@@ -292,12 +446,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         print(f"llmops audit: {path}: no audit trail (file does not exist)", file=sys.stderr)
         return 2
     if args.audit_command == "verify":
-        result = audit.verify(path)
-        if result.ok:
-            print(f"audit trail {path}: OK, {result.records} records, last hash {result.last_hash or 'none'}")
-            return 0
-        print(f"audit trail {path}: BROKEN at line {result.bad_line}: {result.reason} ({result.records} valid records before it)")
-        return 1
+        return _audit_verify(args, path)
     if args.last < 1:
         print("llmops audit show: --last must be at least 1", file=sys.stderr)
         return 2
@@ -315,6 +464,259 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if error is not None:
         print(f"llmops audit show: {error}", file=sys.stderr)
         return 1
+    return 0
+
+
+# --- ingest, validate and suite init from a shell: the same core and [llmops] settings as the operators ---------
+
+
+def _cli_settings(args: argparse.Namespace) -> Any:
+    """`[llmops]` settings as the operators read them; a global `--home` sets `[llmops] home` for this process."""
+    from airflow_provider_llmops.settings import load_settings
+
+    if args.home:
+        os.environ["AIRFLOW__LLMOPS__HOME"] = str(Path(args.home).expanduser().resolve())
+    return load_settings()
+
+
+def _column_map(raw: str | None) -> dict[str, str] | None:
+    from airflow_provider_llmops.errors import ConfigurationError
+
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        example = """--column-map '{"body": "text"}'"""
+        raise ConfigurationError(f"--column-map is not JSON ({exc}); e.g. {example}") from None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ConfigurationError(f"--column-map must map source column names to canonical names, got {raw!r}")
+    return value or None
+
+
+def _source_kwargs(conn_id: str | None, source: str) -> dict[str, Any]:
+    """`read_source`'s connection arguments for `--conn-id`, exactly as IngestBatchOperator builds them
+    (`source_access`: S3 client, HTTP credentials, the hosts the connection is bound to). Airflow's connections
+    are looked up only when a connection is given."""
+    from airflow_provider_llmops.errors import ConfigurationError, LLMOpsError
+    from airflow_provider_llmops.operators._common import s3_client_for
+
+    if not conn_id:
+        from urllib.parse import urlsplit
+
+        try:
+            is_s3 = urlsplit(source.strip()).scheme.lower() == "s3"
+        except ValueError:
+            is_s3 = False
+        return {"s3_client": s3_client_for(None) if is_s3 else None}
+    from airflow_provider_llmops.operators.ingest import source_access
+
+    try:
+        access = source_access(conn_id, source)
+    except LLMOpsError:  # refusals say what to change: pass them on as they are
+        raise
+    except Exception as exc:  # AirflowNotFoundException, secrets-backend errors: name the connection, not its values
+        raise ConfigurationError(f"--conn-id {conn_id!r} cannot be read: {type(exc).__name__}: {exc}") from None
+    if access.conn_id and access.credential_hosts is None:
+        print(
+            f"llmops ingest: connection {conn_id!r} is not bound to hosts (extra allowed_hosts or Host): its"
+            " credentials may go to any source that [llmops] allowed_uri_prefixes admits",
+            file=sys.stderr,
+        )
+    return {
+        "s3_client": access.s3_client() if access.is_s3 else None,
+        "http_headers": access.http_headers,
+        "credential_hosts": access.credential_hosts,
+        "credential_setting": access.credential_setting,
+    }
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Exit 0: the snapshot committed with accepted rows; 1: every row was quarantined (the snapshot commits, with
+    its quarantine); 2: the source is unusable or refused, or an argument is bad."""
+    from airflow_provider_llmops.core.ingest import ingest
+    from airflow_provider_llmops.core.records import ColumnMapping
+    from airflow_provider_llmops.core.sources import read_source
+    from airflow_provider_llmops.core.store import check_dataset_name
+    from airflow_provider_llmops.errors import LLMOpsError
+    from airflow_provider_llmops.operators._common import open_store
+
+    try:
+        settings = _cli_settings(args)
+        check_dataset_name(args.dataset)
+        mapping = ColumnMapping.from_config(_column_map(args.column_map))
+        blob = read_source(
+            args.source,
+            allowed_roots=settings.allowed_roots,
+            allowed_uri_prefixes=settings.allowed_uri_prefixes,
+            file_format=args.format,
+            max_bytes=settings.max_source_bytes,
+            **_source_kwargs(args.conn_id, args.source),
+        )
+        store = open_store(settings.store_uri, settings.store_conn_id)
+        result = ingest(
+            blob, store, args.dataset, mapping, max_row_bytes=settings.max_row_bytes, run_info={"cli": "llmops ingest"}
+        )
+    except (LLMOpsError, ValueError, OSError) as exc:
+        print(f"llmops ingest: refused: {exc}", file=sys.stderr)
+        return 2
+    reasons = ", ".join(f"{k}={v}" for k, v in result.reasons.items())
+    state = "committed" if result.created else "already committed"
+    print(
+        f"llmops ingest: {state} snapshot {result.snapshot.snapshot_id} of {args.dataset}: {result.rows_read} read, "
+        f"{result.accepted} accepted, {result.quarantined} quarantined" + (f" ({reasons})" if reasons else "")
+        + f"; {result.snapshot.uri}"
+    )
+    if result.accepted == 0:
+        quarantine = result.snapshot.quarantine_uri
+        print(f"llmops ingest: every row was rejected; reasons per row in {quarantine}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _newest_snapshot(store: Any, dataset: str) -> str:
+    """The committed snapshot of `dataset` created last (by its manifest's `created_at`)."""
+    from airflow_provider_llmops.errors import ConfigurationError
+
+    ids = store.list_snapshots(dataset)
+    if not ids:
+        raise ConfigurationError(
+            f"dataset {dataset!r} has no committed snapshot in {store.uri}; ingest one first (llmops ingest)"
+        )
+    return max(ids, key=lambda i: (str(store.read_manifest(dataset, i).get("created_at", "")), i))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Exit 0: validation passed; 1: it failed (the report says which expectations); 2: unknown snapshot or suite,
+    or a bad argument."""
+    from airflow_provider_llmops.core.store import check_dataset_name, check_snapshot_id
+    from airflow_provider_llmops.core.validation import choose_suite, validate_snapshot
+    from airflow_provider_llmops.errors import LLMOpsError
+    from airflow_provider_llmops.operators._common import open_store
+
+    try:
+        settings = _cli_settings(args)
+        check_dataset_name(args.dataset)
+        choice = choose_suite(
+            args.suite,
+            args.dataset,
+            dataset_suites=settings.dataset_suites,
+            default_suite=settings.default_suite,
+            dirs=settings.suites_dirs,
+        )
+        store = open_store(settings.store_uri, settings.store_conn_id)
+        snapshot_id = check_snapshot_id(args.snapshot) if args.snapshot else _newest_snapshot(store, args.dataset)
+        done = validate_snapshot(store, args.dataset, snapshot_id, choice)
+    except (LLMOpsError, ValueError, OSError) as exc:
+        print(f"llmops validate: {exc}", file=sys.stderr)
+        return 2
+    outcome = done.outcome
+    total = outcome.evaluated + len(outcome.skipped)
+    print(
+        f"llmops validate: {done.status} snapshot {snapshot_id} of {args.dataset} with suite {choice.name} "
+        f"(by {choice.source}): {outcome.successful} passed, {len(outcome.failed)} failed, "
+        f"{len(outcome.skipped)} skipped of {total} expectations on {outcome.row_count} rows; report {done.report_uri}"
+    )
+    for line in outcome.failed:
+        print(f"  failed   {line}")
+    for item in outcome.skipped:
+        print(f"  skipped  {item['type']} on column {item['column']!r}: {item['note']}")
+    return 0 if outcome.success else 1
+
+
+_SNAPSHOT_REF = re.compile(r"^(?:(?P<dataset>[A-Za-z0-9][A-Za-z0-9_.-]{0,127})/)?(?P<id>[0-9a-f]{16,64})$")
+
+
+def _suite_name_from(stem: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).replace("..", "_").lstrip("._-")[:128]
+    return name or "suite"
+
+
+def _reference_frame(args: argparse.Namespace, settings: Any) -> tuple[Any, str, str]:
+    """(canonical records as a DataFrame, what they were read from, default suite name) for `suite init --from`."""
+    import hashlib
+
+    import pandas as pd
+
+    from airflow_provider_llmops.core.ingest import build_batch
+    from airflow_provider_llmops.core.records import ColumnMapping
+    from airflow_provider_llmops.core.sources import SourceBlob, detect_format
+    from airflow_provider_llmops.errors import ConfigurationError, SourceError
+    from airflow_provider_llmops.operators._common import open_store
+
+    source = args.source
+    path = Path(source).expanduser()
+    if path.is_file():
+        size = path.stat().st_size
+        if size > settings.max_source_bytes:
+            limit = settings.max_source_bytes
+            raise SourceError(source, f"is {size} bytes, over the limit of {limit} ([llmops] max_source_bytes)")
+        data = path.read_bytes()
+        fmt = detect_format(source, args.format)
+        blob = SourceBlob(source, str(path.resolve()), data, hashlib.sha256(data).hexdigest(), fmt)
+        batch = build_batch(blob, ColumnMapping.from_config(_column_map(args.column_map)), settings.max_row_bytes)
+        if batch.quarantine:
+            print(
+                f"llmops suite init: {len(batch.quarantine)} of {batch.rows_read} rows rejected as ingest would"
+                f" ({batch.reasons}); profiling the rest",
+                file=sys.stderr,
+            )
+        return pd.DataFrame(batch.records, columns=batch.columns), str(path.resolve()), _suite_name_from(path.stem)
+    match = _SNAPSHOT_REF.match(source)
+    if match is None:
+        raise ConfigurationError(
+            f"--from {source!r} is neither a file nor a snapshot (SNAPSHOT_ID or DATASET/SNAPSHOT_ID)"
+        )
+    dataset = match["dataset"] or args.dataset or settings.dataset
+    store = open_store(settings.store_uri, settings.store_conn_id)
+    frame = store.read_table(dataset, match["id"]).to_pandas()
+    return frame, f"snapshot {match['id']} of {dataset} ({store.ref(dataset, match['id']).uri})", dataset
+
+
+def cmd_suite_init(args: argparse.Namespace) -> int:
+    """Profile a reference batch into a starter suite; exit 0 written, 2 refused (bad input, exists, shadowed)."""
+    from airflow_provider_llmops.core.suite_init import build_suite, write_suite
+    from airflow_provider_llmops.core.validation import available_suites, check_suite_name
+    from airflow_provider_llmops.errors import ConfigurationError, LLMOpsError
+
+    try:
+        settings = _cli_settings(args)
+        frame, source, default_name = _reference_frame(args, settings)
+        name = check_suite_name(args.name or default_name)
+        if args.out and args.out.endswith(".json"):
+            target = Path(args.out).expanduser().resolve()
+            if args.name and target.stem != args.name:
+                raise ConfigurationError(
+                    f"--out {args.out} would be suite {target.stem!r} (suites are named by file),"
+                    f" not --name {args.name!r}"
+                )
+            name = check_suite_name(target.stem)
+        else:
+            folder = Path(args.out).expanduser() if args.out else settings.home / "expectations"
+            target = folder.resolve() / f"{name}.json"
+        existing = available_suites(settings.suites_dirs).get(name)
+        if existing is not None and existing != target:
+            raise ConfigurationError(
+                f"a suite named {name!r} already exists at {existing}, and validation finds suites by name:"
+                " choose another --name"
+            )
+        suite = build_suite(frame, name, source)
+        write_suite(suite, target, force=args.force)
+    except (LLMOpsError, ValueError, OSError) as exc:
+        print(f"llmops suite init: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"llmops suite init: wrote suite {name!r} ({len(suite['expectations'])} expectations, profiled from {source},"
+        f" {len(frame)} rows) to {target}"
+    )
+    for item in suite["expectations"]:
+        when = f" [when {item['when']}]" if item.get("when") else ""
+        print(f"  {item['type']}{when}: {item['meta']['why']}")
+    if available_suites(settings.suites_dirs).get(name) == target:
+        print(f"use it: llmops validate --dataset DATASET --suite {name}, or map a dataset to it: dataset_suites")
+    else:
+        dirs = list(settings.suites_dirs)
+        print(f"note: {target.parent} is not in [llmops] suites_dirs {dirs}; add it to use {name!r} by name")
     return 0
 
 
@@ -370,13 +772,55 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="the hash-chained audit trail (<home>/audit/audit.jsonl)")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
-    audit_verify = audit_sub.add_parser("verify", help="check the hash chain (exit 0 intact, 1 broken, 2 no trail)")
+    audit_verify = audit_sub.add_parser(
+        "verify",
+        help="check the chain, its HMACs and the registry's anchors (exit 0 intact, 1 broken, 2 cannot verify)",
+    )
     audit_verify.add_argument("--path", help="audit trail file (default: <home>/audit/audit.jsonl)")
+    audit_verify.add_argument(
+        "--conn-id",
+        action="append",
+        help="connection whose password is the HMAC key (default: [llmops] audit_conn_id); repeat it to give the "
+        "keys of a trail whose key was rotated",
+    )
+    audit_verify.add_argument("--no-anchors", action="store_true", help="do not compare with the registry's anchors")
     audit_verify.set_defaults(func=cmd_audit)
     audit_show = audit_sub.add_parser("show", help="print the last records, one per line")
     audit_show.add_argument("--path", help="audit trail file (default: <home>/audit/audit.jsonl)")
     audit_show.add_argument("--last", type=int, default=20, help="how many records (default 20)")
     audit_show.set_defaults(func=cmd_audit)
+
+    ingest = sub.add_parser(
+        "ingest", help="ingest a batch into a snapshot, as the ingest operator (exit 0 ok, 1 all rejected, 2 refused)"
+    )
+    ingest.add_argument("source", help="path, file://, s3:// or http(s):// URI, as [llmops] allowed_roots/... allow")
+    ingest.add_argument("--dataset", required=True, help="dataset name: snapshots go under snapshots/<dataset>/")
+    ingest.add_argument("--format", choices=["jsonl", "csv", "parquet"], help="default: from the suffix")
+    ingest.add_argument("--column-map", help="""JSON: source column -> canonical column, e.g. '{"body": "text"}'""")
+    ingest.add_argument("--conn-id", help="Airflow connection: llmops_s3 for s3://, basic/bearer auth for http(s)://")
+    ingest.set_defaults(func=cmd_ingest)
+
+    validate = sub.add_parser(
+        "validate", help="validate a snapshot as the validate operator does (exit 0 passed, 1 failed, 2 bad input)"
+    )
+    validate.add_argument("--dataset", required=True)
+    validate.add_argument("--snapshot", help="snapshot id (default: the newest committed snapshot of the dataset)")
+    validate.add_argument("--suite", help="suite name in [llmops] suites_dirs (default: dataset_suites, default_suite)")
+    validate.set_defaults(func=cmd_validate)
+
+    suite = sub.add_parser("suite", help="Great Expectations suites")
+    suite_sub = suite.add_subparsers(dest="suite_command", required=True)
+    suite_init = suite_sub.add_parser("init", help="profile a reference batch into a starter suite")
+    suite_init.add_argument(
+        "--from", dest="source", required=True, help="JSONL/CSV/Parquet file, or [DATASET/]SNAPSHOT_ID in the store"
+    )
+    suite_init.add_argument("--name", help="suite name (default: the file's stem, or the snapshot's dataset)")
+    suite_init.add_argument("--out", help="folder, or NAME.json file, to write (default: <home>/expectations/)")
+    suite_init.add_argument("--force", action="store_true", help="overwrite an existing suite file")
+    suite_init.add_argument("--dataset", help="dataset of a bare SNAPSHOT_ID (default: [llmops] dataset)")
+    suite_init.add_argument("--format", choices=["jsonl", "csv", "parquet"], help="default: from the suffix")
+    suite_init.add_argument("--column-map", help="JSON: source column -> canonical column, as for ingest")
+    suite_init.set_defaults(func=cmd_suite_init)
     return parser
 
 

@@ -16,14 +16,18 @@ ON_FAILURE = ("fail", "skip")
 class ValidateBatchOperator(BaseOperator):
     """Validate snapshot `snapshot_id` of `dataset` with a Great Expectations 1.x suite.
 
-    Reads: the snapshot's `data.parquet` from the store and the suite (a name from `include/expectations/` or a
-    path to a GX suite JSON file).
-    Writes: the full GX result and a per-expectation digest to `validation.json` beside the snapshot.
+    Reads: the snapshot's `data.parquet` from the store and the suite, found BY NAME in `[llmops] suites_dirs`
+    (the shipped `include/expectations/` and `<home>/expectations/` by default; never a path). `suite` empty or
+    None: the suite configured for the dataset (`[llmops] dataset_suites`, else `[llmops] default_suite`,
+    `generic`). A non-empty `suite` (e.g. rendered from a Param) must exist in those folders and, when
+    `allowed_suites` is given, be one of them.
+    Writes: the full GX result and a per-expectation digest to `validation.json` beside the snapshot, naming the
+    suite and why it was chosen (`argument`, `dataset_suites` or `default_suite`).
     Decides: on success, emits an asset event for every `AssetAlias` in `outlets` (the validated-dataset asset,
     with the snapshot id in its extra). On failure, `on_failure="fail"` fails the task with each failed
     expectation and the report's location; `on_failure="skip"` marks the snapshot rejected in the report and
     skips downstream tasks.
-    Returns (XCom): status, counts, failed expectations and the report URI.
+    Returns (XCom): status, suite and why, counts, failed and skipped expectations and the report URI.
     """
 
     template_fields: Sequence[str] = ("dataset", "snapshot_id", "suite", "on_failure", "store_uri")
@@ -34,7 +38,8 @@ class ValidateBatchOperator(BaseOperator):
         *,
         dataset: str,
         snapshot_id: str,
-        suite: str = "support_tickets",
+        suite: str | None = None,
+        allowed_suites: Sequence[str] | None = None,
         on_failure: str = "fail",
         store_uri: str | None = None,
         store_conn_id: str | None = None,
@@ -44,6 +49,7 @@ class ValidateBatchOperator(BaseOperator):
         self.dataset = dataset
         self.snapshot_id = snapshot_id
         self.suite = suite
+        self.allowed_suites = list(allowed_suites) if allowed_suites is not None else None
         self.on_failure = on_failure
         self.store_uri = store_uri
         self.store_conn_id = store_conn_id
@@ -53,7 +59,7 @@ class ValidateBatchOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowSkipException
 
         from airflow_provider_llmops.assets import validated_asset
-        from airflow_provider_llmops.core.validation import load_suite, validate_frame
+        from airflow_provider_llmops.core.validation import choose_suite, validate_snapshot
         from airflow_provider_llmops.errors import ConfigurationError, ValidationFailedError
         from airflow_provider_llmops.operators._common import open_store
         from airflow_provider_llmops.settings import load_settings
@@ -61,27 +67,35 @@ class ValidateBatchOperator(BaseOperator):
         if self.on_failure not in ON_FAILURE:
             raise ConfigurationError(f"on_failure must be one of {ON_FAILURE}, got {self.on_failure!r}")
         settings = load_settings()
+        choice = choose_suite(
+            self.suite,
+            self.dataset,
+            dataset_suites=settings.dataset_suites,
+            default_suite=settings.default_suite,
+            dirs=settings.suites_dirs,
+            allowed=self.allowed_suites,
+        )
         store = open_store(self.store_uri or settings.store_uri, self.store_conn_id or settings.store_conn_id)
         ref = store.ref(self.dataset, self.snapshot_id)
         self._lineage = {"snapshot_uri": ref.uri}
-        suite = load_suite(self.suite)
-        frame = store.read_table(self.dataset, self.snapshot_id).to_pandas()
-        outcome = validate_frame(frame, suite)
-        status = "passed" if outcome.success else ("rejected" if self.on_failure == "skip" else "failed")
-        report_uri = store.write_validation(self.dataset, self.snapshot_id, outcome.report(self.dataset, self.snapshot_id, status))
-        self._lineage.update(outcome=outcome, frame_metrics=_column_metrics(frame))
-        summary = {
-            "dataset": self.dataset,
-            "snapshot_id": self.snapshot_id,
-            "status": status,
-            "success": outcome.success,
-            "evaluated": outcome.evaluated,
-            "successful": outcome.successful,
-            "failed": outcome.failed[:20],
-            "rows": outcome.row_count,
-            "report_uri": report_uri,
-        }
-        self.log.info("suite %s on snapshot %s: %s (%d/%d expectations met); report %s", suite["name"], self.snapshot_id, status, outcome.successful, outcome.evaluated, report_uri)
+        failed_status = "rejected" if self.on_failure == "skip" else "failed"
+        done = validate_snapshot(store, self.dataset, self.snapshot_id, choice, failed_status=failed_status)
+        outcome, status, report_uri = done.outcome, done.status, done.report_uri
+        self._lineage.update(outcome=outcome, frame_metrics=_column_metrics(done.frame))
+        summary = done.summary(self.dataset, self.snapshot_id)
+        self.log.info(
+            "suite %s (chosen by %s) on snapshot %s: %s (%d/%d expectations met, %d skipped); report %s",
+            choice.name,
+            choice.source,
+            self.snapshot_id,
+            status,
+            outcome.successful,
+            outcome.evaluated,
+            len(outcome.skipped),
+            report_uri,
+        )
+        for line in summary["skipped"]:
+            self.log.info("skipped expectation: %s", line)
         if outcome.success:
             from airflow.sdk import AssetAlias
 
@@ -100,7 +114,8 @@ class ValidateBatchOperator(BaseOperator):
             if ti is not None:  # a skipped task returns nothing, so the summary is pushed explicitly
                 ti.xcom_push(key="return_value", value=summary)
             raise AirflowSkipException(
-                f"snapshot {self.snapshot_id} rejected: {len(outcome.failed)} expectation(s) failed; report {report_uri}"
+                f"snapshot {self.snapshot_id} rejected: {len(outcome.failed)} expectation(s) failed;"
+                f" report {report_uri}"
             )
         raise ValidationFailedError(self.dataset, self.snapshot_id, outcome.failed, report_uri)
 
