@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_llmops.core.store import DatasetStore
+
+if TYPE_CHECKING:
+    from airflow_provider_llmops.core.audit import AuditTrail
+    from airflow_provider_llmops.settings import Settings
 
 
 def s3_client_for(conn_id: str | None) -> Any:
@@ -53,3 +57,52 @@ def open_registry(mlflow_conn_id: str | None = None) -> Any:
         registry = ModelRegistry.from_config(config, lock_dir=settings.home / "locks")
     registry.ui_url = settings.mlflow_ui_url
     return registry
+
+
+def audit_key(conn_id: str) -> bytes:
+    """The audit trail's HMAC key: the password of connection `conn_id`, looked up through Airflow (any secrets
+    backend, `AIRFLOW_CONN_*`, the metadata DB). Never logged; errors name the connection, never the value."""
+    from airflow.sdk import BaseHook
+
+    from airflow_provider_llmops.errors import ConfigurationError
+
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except Exception as exc:  # AirflowNotFoundException, or a secrets backend that cannot be reached
+        raise ConfigurationError(
+            f"[llmops] audit_conn_id: connection {conn_id!r} cannot be read ({type(exc).__name__}); create it with the "
+            "audit trail's HMAC key as its password, or unset audit_conn_id for a plain (unkeyed) hash chain"
+        ) from None
+    if not conn.password:
+        raise ConfigurationError(
+            f"[llmops] audit_conn_id: connection {conn_id!r} has no password; "
+            "its password is the audit trail's HMAC key"
+        )
+    return str(conn.password).encode("utf-8")
+
+
+def registry_anchor(registry: Any, model_name: str | None = None) -> Any:
+    """An `AuditTrail` anchor that writes each record's head (`<seq>:<hash>`) to the tag `llmops.audit_head` of
+    the registered model the record is about (`data["model"]`, else `model_name`; neither: nothing is written)."""
+    from airflow_provider_llmops.core.audit import ANCHOR_TAG, anchor_value
+
+    def anchor(record: dict[str, Any]) -> None:
+        data = record.get("data")
+        name = data.get("model") if isinstance(data, dict) else None
+        name = name if isinstance(name, str) and name else model_name
+        if name:
+            registry.client.set_registered_model_tag(name, ANCHOR_TAG, anchor_value(record))
+
+    return anchor
+
+
+def open_audit(settings: Settings, registry: Any = None, model_name: str | None = None) -> AuditTrail:
+    """The audit trail every operator appends to: `<home>/audit/audit.jsonl`, keyed with the password of
+    `[llmops] audit_conn_id` (read lazily, at the first append) when set, else a plain hash chain (the embedded
+    default); with `registry`, each record's head is anchored on its model's `llmops.audit_head` tag."""
+    from airflow_provider_llmops.core.audit import AuditTrail, default_audit_path
+
+    conn_id = settings.audit_conn_id
+    key = (lambda: audit_key(conn_id)) if conn_id else None
+    anchor = registry_anchor(registry, model_name) if registry is not None else None
+    return AuditTrail(default_audit_path(settings.home), key=key, anchor=anchor)

@@ -22,6 +22,10 @@ def test_verify_ok_with_path(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["audit", "verify", "--path", str(path)]) == 0
     out = capsys.readouterr().out
     assert f"audit trail {path}: OK, 12 records, last hash {written[-1]['hash']}" in out
+    assert (
+        "mode: UNKEYED hash chain (embedded default): proves order and integrity against accidents, not against "
+        "someone who can write the file"
+    ) in out
 
 
 def test_verify_defaults_to_the_home_trail(tmp_path: Path, capsys: pytest.CaptureFixture[str]):

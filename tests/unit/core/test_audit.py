@@ -16,7 +16,10 @@ from airflow_provider_llmops.core.audit import (
     GENESIS_HASH,
     AuditError,
     AuditTrail,
+    anchor_value,
+    check_anchors,
     default_audit_path,
+    key_id,
     record_hash,
     records,
     redact,
@@ -248,3 +251,293 @@ def test_concurrent_appends_from_threads(tmp_path: Path):
     for t in threads:
         t.join()
     _check_concurrent(path, 4, 25)
+
+
+# ---- keyed trails (HMAC-SHA256) --------------------------------------------------------------------------------
+
+KEY = "k3y-0f-the-audit-trail-7f1c9a2e"
+OTHER_KEY = "an0ther-key-entirely-5b8d0c4e11"
+
+
+def _keyed(path: Path, n: int = 5, key: str = KEY) -> list[dict]:
+    trail = AuditTrail(path, key=key)
+    return [trail.append(f"event_{i}", {"i": i, "model": "m"}, actor="alice") for i in range(n)]
+
+
+def _rewrite_chain(lines: list[bytes], edit: Any, start: int = 0) -> list[bytes]:
+    """What an attacker without the key can do: edit records and recompute every plain SHA-256 link after them."""
+    out, prev = [], None
+    for i, raw in enumerate(lines):
+        record = json.loads(raw)
+        if i >= start:
+            if prev is not None:
+                record["prev_hash"] = prev
+            edit(i, record)
+            record["hash"] = record_hash(record)
+        prev = record["hash"]
+        out.append((json.dumps(record) + "\n").encode())
+    return out
+
+
+def test_audit_error_is_an_llmops_error():
+    from airflow_provider_llmops.errors import LLMOpsError
+
+    assert issubclass(AuditError, LLMOpsError)
+
+
+def test_keyed_records_carry_key_id_and_an_hmac_that_verifies(tmp_path: Path):
+    import hmac as hmac_mod
+
+    path = tmp_path / "audit.jsonl"
+    written = _keyed(path, 4)
+    expected_id = hashlib.sha256(KEY.encode()).hexdigest()[:8]
+    assert key_id(KEY) == expected_id
+    for r in written:
+        assert list(r) == ["seq", "ts", "event", "actor", "data", "prev_hash", "key_id", "hash", "hmac"]
+        assert r["key_id"] == expected_id
+        body = {k: v for k, v in r.items() if k != "hmac"}
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        assert r["hmac"] == hmac_mod.new(KEY.encode(), canonical, hashlib.sha256).hexdigest()
+    result = verify(path, keys=[KEY])
+    assert (result.ok, result.status, result.records, result.keyed) == (True, "ok", 4, 4)
+    assert (result.first_keyed_seq, result.key_ids, result.models, result.last_seq) == (0, (expected_id,), ("m",), 3)
+    assert KEY.encode() not in path.read_bytes()
+    assert KEY not in repr(AuditTrail(path, key=KEY)) and "keyed" in repr(AuditTrail(path, key=KEY))
+
+
+def test_keyed_trail_rewritten_with_recomputed_sha256_is_detected(tmp_path: Path):
+    path = tmp_path / "audit.jsonl"
+    _keyed(path, 6)
+
+    def edit(i: int, record: dict) -> None:
+        if i == 2:
+            record["data"]["i"] = 99
+
+    path.write_bytes(b"".join(_rewrite_chain(_lines(path), edit, start=2)))
+    plain = verify(path)  # the plain chain is consistent again: that is why the key matters
+    assert (plain.ok, plain.status, plain.bad_line) == (False, "unverifiable", None)
+    result = verify(path, keys=[KEY])
+    assert (result.ok, result.status, result.bad_line, result.records) == (False, "broken", 3, 2)
+    assert "hmac does not match" in result.reason
+
+
+def test_wrong_key_is_broken_and_names_both_key_ids(tmp_path: Path):
+    path = tmp_path / "audit.jsonl"
+    _keyed(path, 3)
+    result = verify(path, keys=[OTHER_KEY])
+    assert (result.ok, result.status, result.bad_line) == (False, "broken", 1)
+    assert f"signed with key id {key_id(KEY)}" in result.reason and key_id(OTHER_KEY) in result.reason
+
+
+def test_keyed_trail_without_key_is_unverifiable(tmp_path: Path):
+    path = tmp_path / "audit.jsonl"
+    _keyed(path, 3)
+    result = verify(path)
+    assert (result.ok, result.status, result.records, result.keyed) == (False, "unverifiable", 3, 3)
+    assert result.bad_line is None
+    assert f"key id {key_id(KEY)}" in result.reason and "cannot be checked without the key" in result.reason
+
+
+def test_rotation_verifies_with_both_keys(tmp_path: Path):
+    path = tmp_path / "audit.jsonl"
+    _keyed(path, 2, KEY)
+    _keyed(path, 2, OTHER_KEY)  # the new key extends the old key's chain
+    assert verify(path, keys=[OTHER_KEY, KEY]).ok
+    only_new = verify(path, keys=[OTHER_KEY])
+    assert not only_new.ok and only_new.bad_line == 1 and "rotated" in only_new.reason
+    assert verify(path, keys=[OTHER_KEY, KEY]).key_ids == (key_id(KEY), key_id(OTHER_KEY))
+
+
+def test_stripping_the_hmacs_is_a_downgrade(tmp_path: Path):
+    path = tmp_path / "audit.jsonl"
+    _keyed(path, 4)
+    original = _lines(path)
+
+    def strip(i: int, record: dict) -> None:
+        record.pop("hmac", None)
+        record.pop("key_id", None)
+
+    path.write_bytes(b"".join(_rewrite_chain(original, strip, start=0)))
+    assert verify(path).ok  # as a plain chain it is consistent
+    result = verify(path, keys=[KEY])
+    assert (result.ok, result.status) == (False, "unkeyed") and "none of the 4 records carries an HMAC" in result.reason
+
+    path.write_bytes(b"".join(_rewrite_chain(original, strip, start=3)))
+    result = verify(path, keys=[KEY])
+    assert (result.ok, result.bad_line) == (False, 4) and "no hmac after keyed records" in result.reason
+    assert not verify(path).ok  # even without the key, an unkeyed record after keyed ones is a downgrade
+
+
+def test_unkeyed_prefix_is_adopted_by_the_first_keyed_record(tmp_path: Path):
+    path = tmp_path / "audit.jsonl"
+    _trail(path, 3)  # written before a key was configured
+    _keyed(path, 2)
+    result = verify(path, keys=[KEY])
+    assert (result.ok, result.records, result.keyed, result.first_keyed_seq) == (True, 5, 2, 3)
+
+    def edit(i: int, record: dict) -> None:
+        if i == 0:
+            record["actor"] = "mallory"
+
+    path.write_bytes(b"".join(_rewrite_chain(_lines(path), edit, start=0)))
+    result = verify(path, keys=[KEY])
+    assert (result.ok, result.bad_line) == (False, 4) and "hmac does not match" in result.reason
+
+
+def test_writer_without_key_refuses_a_keyed_trail(tmp_path: Path):
+    from airflow_provider_llmops.errors import LLMOpsError
+
+    path = tmp_path / "audit.jsonl"
+    _keyed(path, 2)
+    before = path.read_bytes()
+    with pytest.raises(LLMOpsError, match="the trail is keyed .*audit_conn_id"):
+        AuditTrail(path).append("sneaky", {})
+    assert path.read_bytes() == before
+
+
+def test_keyed_writer_refuses_a_forged_last_record(tmp_path: Path):
+    path = tmp_path / "audit.jsonl"
+    _keyed(path, 3)
+
+    def edit(i: int, record: dict) -> None:
+        if i == 2:
+            record["event"] = "forged"
+
+    path.write_bytes(b"".join(_rewrite_chain(_lines(path), edit, start=2)))
+    before = path.read_bytes()
+    with pytest.raises(AuditError, match="does not match its HMAC"):
+        AuditTrail(path, key=KEY).append("next", {})
+    assert path.read_bytes() == before
+
+
+def test_short_key_is_refused_without_echoing_it(tmp_path: Path):
+    from airflow_provider_llmops.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="too short") as info:
+        AuditTrail(tmp_path / "a.jsonl", key="tiny-key-x").append("e", {})
+    assert "tiny-key-x" not in str(info.value)
+    assert not (tmp_path / "a.jsonl").exists()
+
+
+def test_key_callable_is_read_once_lazily(tmp_path: Path):
+    calls: list[int] = []
+
+    def provider() -> str:
+        calls.append(1)
+        return KEY
+
+    trail = AuditTrail(tmp_path / "a.jsonl", key=provider)
+    assert calls == []
+    for i in range(3):
+        trail.append("e", {"i": i})
+    assert calls == [1] and verify(tmp_path / "a.jsonl", keys=[KEY]).ok
+
+
+# ---- anchors ---------------------------------------------------------------------------------------------------
+
+
+def test_anchor_is_called_with_each_record_in_order(tmp_path: Path):
+    path = tmp_path / "audit.jsonl"
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    def anchor(record: dict) -> None:
+        with lock:
+            seen.append(anchor_value(record))
+
+    def worker(w: int) -> None:
+        trail = AuditTrail(path, key=KEY, anchor=anchor)
+        for i in range(25):
+            trail.append("concurrent", {"worker": w, "i": i})
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rows = list(records(path))
+    assert seen == [f"{r['seq']}:{r['hash']}" for r in rows]  # one anchor per record, in seq order
+    assert verify(path, keys=[KEY]).records == 100
+
+
+def test_anchor_failure_keeps_the_record_and_says_so(tmp_path: Path):
+    path = tmp_path / "audit.jsonl"
+
+    def anchor(record: dict) -> None:
+        raise RuntimeError("registry down")
+
+    with pytest.raises(AuditError, match=r"record seq 0 \(decided\) was written, but anchoring .*registry down"):
+        AuditTrail(path, anchor=anchor).append("decided", {"model": "m"})
+    assert [r["event"] for r in records(path)] == ["decided"]
+    assert AuditTrail(path).append("next", {})["seq"] == 1  # the lock was released
+
+
+def test_check_anchors_detects_truncation_and_rewrites(tmp_path: Path):
+    path = tmp_path / "audit.jsonl"
+    written = _keyed(path, 5)
+    heads = {"a": anchor_value(written[4]), "b": anchor_value(written[1]), "c": "nonsense"}
+    checks = {c.model: c for c in check_anchors(path, heads)}
+    assert checks["a"].ok and checks["b"].ok and not checks["c"].ok
+    assert checks["a"].message == "model a: anchored at seq 4, matches"
+
+    path.write_bytes(b"".join(_lines(path)[:3]))  # records 3 and 4 dropped from the end
+    assert verify(path, keys=[KEY]).ok  # the file alone looks fine
+    checks = {c.model: c for c in check_anchors(path, heads)}
+    assert not checks["a"].ok and checks["b"].ok
+    assert checks["a"].message == (
+        f"the registry's anchor for model a says the trail reached seq 4 (hash {written[4]['hash'][:16]}...), "
+        "the file ends at seq 2: records were removed from the end"
+    )
+    path.write_bytes(b"")
+    assert "the file is empty" in check_anchors(path, {"a": heads["a"]})[0].message
+
+    _trail(path, 3)  # a different trail of the same length: seq 1 exists with another hash
+    (check,) = check_anchors(path, {"b": heads["b"]})
+    assert not check.ok and "the trail was rewritten" in check.message
+
+
+def _keyed_process_worker(path: str, worker: int, count: int, barrier: Any) -> None:
+    barrier.wait()
+    trail = AuditTrail(path, key=KEY)
+    for i in range(count):
+        trail.append("concurrent", {"worker": worker, "i": i}, actor=f"w{worker}")
+
+
+def test_concurrent_keyed_appends_from_processes(tmp_path: Path):
+    path = tmp_path / "audit" / "audit.jsonl"
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(4)
+    procs = [ctx.Process(target=_keyed_process_worker, args=(str(path), w, 25, barrier)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    result = verify(path, keys=[KEY])
+    assert (result.ok, result.records, result.keyed) == (True, 100, 100)
+    rows = list(records(path))
+    for w in range(4):
+        assert [r["data"]["i"] for r in rows if r["data"]["worker"] == w] == list(range(25))
+
+
+def test_verified_records_refuse_a_forged_trail(tmp_path: Path):
+    path = tmp_path / "audit.jsonl"
+    written = _keyed(path, 3)
+    trail = AuditTrail(path, key=KEY)
+    assert list(trail.verified_records()) == written
+    assert list(AuditTrail(tmp_path / "none.jsonl", key=KEY).verified_records()) == []
+
+    def edit(i: int, record: dict) -> None:
+        if i == 1:
+            record["data"]["i"] = 7  # e.g. make an old version look like a former champion
+
+    path.write_bytes(b"".join(_rewrite_chain(_lines(path), edit, start=1)))
+    assert [r["data"]["i"] for r in records(path)] == [0, 7, 2]  # unchecked reads see the forgery
+    with pytest.raises(AuditError, match="not relying on an audit trail that does not verify at line 2: hmac"):
+        list(trail.verified_records())
+    with pytest.raises(AuditError, match="cannot be checked without the key"):
+        list(AuditTrail(path).verified_records())
+
+    plain = tmp_path / "plain.jsonl"
+    _trail(plain, 2)  # written before the key was configured: still usable, the next keyed append adopts it
+    assert [r["seq"] for r in AuditTrail(plain, key=KEY).verified_records()] == [0, 1]
