@@ -8,6 +8,7 @@ REST API the UI itself calls succeeds on the scheduler + LocalExecutor. Every li
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+from tests.source_servers import RecordingServer, Route
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 DAG_ID = "llmops_ingest_validate"
@@ -63,12 +66,43 @@ def _wait(predicate, timeout: float, what: str, proc: subprocess.Popen, log: Pat
     pytest.fail(f"timed out after {timeout}s waiting for {what}:\n{log.read_text()[-3000:]}")
 
 
+SECRET = "e2e-source-password-6f1d0c7a"  # the HTTP source connection's password: must appear in no task log
+HTTP_DAG = """
+from airflow_provider_llmops.dags.ingest_validate import build_ingest_validate_dag
+
+dag = build_ingest_validate_dag(
+    "e2e_http_ingest", schedule=None, dataset="http_batch", source_uri="{uri}", source_conn_id="e2e_http_source"
+)
+"""
+
+
 @pytest.fixture
-def standalone(tmp_path: Path):
+def http_source(sample_dir: Path):
+    """A local HTTP source that serves a batch only with the connection's basic-auth credentials."""
+    server = RecordingServer().start()
+    body = (sample_dir / "tickets_batch_same.jsonl").read_bytes()
+    token = base64.b64encode(f"reader:{SECRET}".encode()).decode()
+    server.routes["/batch.jsonl"] = Route(200, body)
+    try:
+        yield server, f"Basic {token}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def standalone(tmp_path: Path, http_source):
+    server, _ = http_source
     port = _free_port()
     log = tmp_path / "standalone.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env["LLMOPS_HOME"] = str(tmp_path / "home")
+    # the DAG author's own HTTP source, with a connection bound to that host (environment connection)
+    env["AIRFLOW__LLMOPS__ALLOWED_URI_PREFIXES"] = f"{server.base}/"
+    connection = {"conn_type": "http", "host": "127.0.0.1", "login": "reader", "password": SECRET,
+                  "extra": {"allowed_hosts": [f"127.0.0.1:{server.port}"]}}  # fmt: skip
+    env["AIRFLOW_CONN_E2E_HTTP_SOURCE"] = json.dumps(connection)
+    (tmp_path / "home" / "dags").mkdir(parents=True)
+    (tmp_path / "home" / "dags" / "e2e_http_ingest.py").write_text(HTTP_DAG.format(uri=f"{server.base}/batch.jsonl"))
     llmops = Path(sys.executable).with_name("llmops")
     with open(log, "w") as out:
         proc = subprocess.Popen([str(llmops), "ui", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -95,8 +129,9 @@ def _listeners(pids: set[int]) -> list[tuple[int, str, int]]:
     ]
 
 
-def test_trigger_with_params_from_the_ui_api(standalone, sample_dir: Path):
+def test_trigger_with_params_from_the_ui_api(standalone, http_source, sample_dir: Path):
     base, proc, log, home = standalone
+    server, authorization = http_source
     api = f"{base}/api/v2"
 
     def healthy():
@@ -157,6 +192,26 @@ def test_trigger_with_params_from_the_ui_api(standalone, sample_dir: Path):
     drift_run, drift = _wait(drift_run_for_this_snapshot, 300, "an asset-triggered llmops_drift run on the new snapshot", proc, log)
     assert drift_run["state"] == "success" and drift["verdict"] == "drift"
     assert drift["reference_snapshot_ids"] == [reference["snapshot_id"]]
+
+    # the author's HTTP source with its connection: the credentials reach the source host, and no task log file
+    # on disk (nor the lineage file) holds the password or the encoded basic-auth header
+    _wait(lambda: _call("GET", f"{api}/dags/e2e_http_ingest")[0] == 200, 120, "the HTTP DAG to be parsed", proc, log)
+    assert _call("PATCH", f"{api}/dags/e2e_http_ingest", {"is_paused": False})[0] == 200
+    status, http_run = _call("POST", f"{api}/dags/e2e_http_ingest/dagRuns", {"logical_date": None, "conf": {}})
+    assert status == 200, http_run
+    http_run_path = f"{api}/dags/e2e_http_ingest/dagRuns/{urllib.parse.quote(http_run['dag_run_id'], safe='')}"
+
+    def http_finished():
+        state = _call("GET", http_run_path)[1]["state"]
+        return state if state in ("success", "failed") else None
+
+    assert _wait(http_finished, 240, "the HTTP-source run to finish", proc, log) == "success"
+    assert [r.headers.get("authorization") for r in server.requests] == [authorization]
+    task_logs = [p for p in (home / "airflow" / "logs").rglob("*") if p.is_file()]
+    assert any("e2e_http_ingest" in str(p) and "task_id=ingest" in str(p) for p in task_logs), task_logs
+    for path in [*task_logs, home / "lineage" / "events.jsonl", log]:
+        text = path.read_bytes()
+        assert SECRET.encode() not in text and authorization.split()[1].encode() not in text, path
 
     # a task's log is readable through the API without any log server (read from the local file)
     status, task_log = _call("GET", f"{run_path}/taskInstances/ingest/logs/1?full_content=true")
