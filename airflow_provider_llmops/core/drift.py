@@ -9,11 +9,13 @@ Smoothing: a histogram becomes proportions `p_i = (c_i / n + EPSILON) / (1 + k *
 (0, 1), and KL, PSI and JS are finite for any input: no NaN, no inf.
 
 Thresholds: a fixed threshold per statistic (PSI 0.1 / 0.2 bands) says whether a change is big enough to matter;
-a calibrated threshold says whether it is bigger than sampling noise for *this* batch size. The calibrated one is
-the larger of mean + 3 sigma and the 99.5th percentile of the statistic between the reference histogram and 1,000
-multinomial samples of the batch's size drawn from it (a parametric bootstrap of the reference, seeded, so it is
-deterministic, and computed from the stored histogram alone). Raw divergences shrink
-towards 0 at 1M rows and are noisy at 50; requiring both rules keeps verdicts meaningful at either end.
+a calibrated threshold says whether it is bigger than sampling noise for *this* batch size and *this* reference
+size. The calibrated one is the larger of mean + 3 sigma and the 99.5th percentile of the statistic over 1,000
+seeded bootstrap pairs drawn from the reference histogram: a resampled reference of the reference's own size
+against a resampled batch of the batch's size (both sides, because a small reference is itself a noisy estimate:
+treating a 200-row histogram as exact flags most same-distribution batches of 1,000 rows). It is computed from the
+stored histogram alone and is deterministic. Raw divergences shrink towards 0 at 1M rows and are noisy at 50;
+requiring both rules keeps verdicts meaningful at either end.
 """
 
 from __future__ import annotations
@@ -167,34 +169,63 @@ def binning_from_dict(spec: dict[str, Any]) -> NumericBinning | CategoricalBinni
 # --- thresholds and verdicts ---------------------------------------------------------------------------------
 
 
-def _seed(name: str, size: int) -> int:
-    return int.from_bytes(hashlib.sha256(f"{name}:{size}".encode()).digest()[:8], "little")
+def _seed(name: str, size: int, reference_size: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"{name}:{size}:{reference_size}".encode()).digest()[:8], "little")
+
+
+def _smoothed_rows(samples: np.ndarray) -> np.ndarray:
+    """`proportions` applied to every row of a (draws, bins) count matrix (an empty row is taken as uniform)."""
+    samples = samples.astype(np.float64)
+    totals = samples.sum(axis=1, keepdims=True)
+    raw = np.divide(samples, totals, out=np.full_like(samples, 1.0 / samples.shape[1]), where=totals > 0)
+    return (raw + EPSILON) / (1.0 + EPSILON * samples.shape[1])
 
 
 def _matrix_statistics(p: np.ndarray, q: np.ndarray) -> dict[str, np.ndarray]:
-    """The statistics of one reference row `p` against each row of `q` (vectorised over rows)."""
+    """The statistics of reference rows `p` against current rows `q` (vectorised over rows; `p` may be one row)."""
     kl_pq = np.sum(p * np.log(p / q), axis=1)
     kl_qp = np.sum(q * np.log(q / p), axis=1)
     m = 0.5 * (p + q)
     js = 0.5 * np.sum(p * np.log2(p / m), axis=1) + 0.5 * np.sum(q * np.log2(q / m), axis=1)
-    return {"psi": np.sum((q - p) * np.log(q / p), axis=1), "js": np.sqrt(np.maximum(js, 0.0)), "kl": kl_pq, "kl_symmetric": kl_pq + kl_qp}
+    return {
+        "psi": np.sum((q - p) * np.log(q / p), axis=1),
+        "js": np.sqrt(np.maximum(js, 0.0)),
+        "kl": kl_pq,
+        "kl_symmetric": kl_pq + kl_qp,
+    }
 
 
 def calibrated_thresholds(
-    reference_counts: Sequence[float] | np.ndarray, size: int, name: str, draws: int = 1000, sigmas: float = 3.0, quantile: float = 0.995
+    reference_counts: Sequence[float] | np.ndarray,
+    size: int,
+    name: str,
+    draws: int = 1000,
+    sigmas: float = 3.0,
+    quantile: float = 0.995,
+    reference_size: int | None = None,
 ) -> dict[str, float]:
-    """Per statistic, the larger of mean + `sigmas` * std and the `quantile` of the statistic between the reference
-    and `draws` samples of `size` rows drawn from it. The quantile matters for small batches, where an empty bin
-    makes the distribution heavy-tailed and mean + 3 sigma alone would be exceeded far more often than 0.3 %."""
-    p = np.asarray(reference_counts, dtype=np.float64)
-    if p.sum() <= 0:
-        p = np.ones_like(p)  # an empty reference histogram is taken as uniform, as in `proportions`
-    rng = np.random.default_rng(_seed(name, size))
-    samples = rng.multinomial(max(size, 0), p / p.sum(), size=draws).astype(np.float64)
-    totals = samples.sum(axis=1, keepdims=True)
-    raw = np.divide(samples, totals, out=np.full_like(samples, 1.0 / p.size), where=totals > 0)
-    q = (raw + EPSILON) / (1.0 + EPSILON * p.size)
-    stats = _matrix_statistics(proportions(p)[None, :], q)
+    """Per statistic, the larger of mean + `sigmas` * std and the `quantile` of its null distribution.
+
+    Reads only the reference histogram. The null distribution comes from `draws` seeded bootstrap pairs, both drawn
+    from the reference proportions: a reference of `reference_size` rows (default: the histogram's own total) and
+    a batch of `size` rows, compared exactly as a real batch is compared. Resampling the reference too is what
+    makes a small reference safe: its own sampling noise is in the null distribution, so a same-distribution batch
+    is not flagged just because the reference histogram is off by chance. For a large reference the resampled side
+    is nearly exact and the threshold is that of the batch's noise alone. The quantile matters for small batches,
+    where an empty bin makes the distribution heavy-tailed and mean + 3 sigma alone would be exceeded far more
+    often than 0.3 %. `reference_size=0` takes the reference as exact (only the batch is resampled). Everything is
+    one (draws x bins) matrix computation per side."""
+    counts = np.asarray(reference_counts, dtype=np.float64)
+    ref_rows = int(round(counts.sum())) if reference_size is None else max(int(reference_size), 0)
+    p = counts if counts.sum() > 0 else np.ones_like(counts)  # an empty reference is uniform, as in `proportions`
+    probs = p / p.sum()
+    rng = np.random.default_rng(_seed(name, size, ref_rows))
+    current = _smoothed_rows(rng.multinomial(max(size, 0), probs, size=draws))
+    if ref_rows > 0:
+        reference = _smoothed_rows(rng.multinomial(ref_rows, probs, size=draws))
+    else:
+        reference = proportions(p)[None, :]
+    stats = _matrix_statistics(reference, current)
     return {s: float(max(v.mean() + sigmas * v.std(), np.quantile(v, quantile))) for s, v in stats.items()}
 
 
@@ -204,7 +235,8 @@ class DriftRules:
 
     `statistic`: the statistic the verdict uses (default PSI). `mode`: `both` (fixed AND calibrated threshold
     exceeded: the default), `fixed` or `calibrated`. `thresholds`: fixed threshold per statistic. `min_rows`:
-    smaller batches get no verdict (a handful of rows cannot show a distribution shift, only single odd rows).
+    smaller batches get no verdict (a handful of rows cannot show a distribution shift, only single odd rows):
+    no feature drifts, and `profile.score` does not let the embedding test decide either (`insufficient_data`).
     """
 
     statistic: str = "psi"

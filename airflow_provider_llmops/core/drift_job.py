@@ -87,6 +87,18 @@ def score_snapshot(store: DatasetStore, dataset: str, snapshot_id: str, profile:
     return report, json_uri, html_uri
 
 
+def champion_predictor(profile: ReferenceProfile, model_dir: str | Path, loader: Any = None) -> Any:
+    """The classifier's `predict` for the `predicted_label` feature, truncating at the `max_length` the profile's
+    reference predictions were made at (so reference and batch are predicted alike); None when the profile has no
+    predicted-label reference. `loader` defaults to `core.modeling.load_classifier`."""
+    if not profile.predicted_labels:
+        return None
+    if loader is None:
+        from airflow_provider_llmops.core.modeling import load_classifier as loader
+    max_length = profile.predictor_max_length
+    return loader(model_dir, **({"max_length": max_length} if max_length is not None else {})).predict
+
+
 def summary(report: dict[str, Any], json_uri: str, html_uri: str) -> dict[str, Any]:
     """Small, JSON-safe XCom summary of a drift report."""
     embedding = report.get("embedding")
@@ -101,6 +113,7 @@ def summary(report: dict[str, Any], json_uri: str, html_uri: str) -> dict[str, A
         "embedding": None
         if not embedding
         else {k: embedding[k] for k in ("drift", "centroid_cosine_distance", "mmd_pvalue", "domain_auc")},
+        "checks": report.get("checks", {}),
         "profile_id": report["reference"]["profile_id"],
         "reference_snapshot_ids": report["reference"]["snapshot_ids"],
         "report_uri": json_uri,

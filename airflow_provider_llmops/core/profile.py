@@ -8,6 +8,20 @@ much the reference differs from itself). It is saved as `profile.json` plus NumP
 Vocabulary features are measured out-of-sample: the vocabulary comes from the even rows of the reference and the
 reference histogram of `oov_rate` / `unk_token_rate` from the odd rows, so the reference shows the natural rate
 of unseen words in new in-distribution text (against its own full vocabulary every rate would be 0).
+
+Labels: the `label` histogram is computed over labelled rows only, in the reference and in every batch alike
+(a missing label is None, NaN or an empty string). How many reference rows had no label is kept apart
+(`label_missing`), and scoring compares the unlabelled share as its own check, which never makes drift.
+
+Predicted labels: when a predictor is given, `predict_rows` chooses which reference rows it predicts (training
+passes the model's held-out split, so the reference is not the model predicting its own training rows) and
+`predictor_max_length` records the truncation it predicted at; scoring must predict at the same length
+(`drift_job.champion_predictor`).
+
+Format versions: 2 (this one) added `label_missing` and `predictor`. A version 1 profile still loads: its label
+histogram loses the `__null__` bin (moved to `label_missing`), and its `predicted_label` reference (the model on
+its own training rows, at an unrecorded length) is dropped with a note; retraining writes a version 2 profile.
+A profile newer than this code is refused with a message to upgrade.
 """
 
 from __future__ import annotations
@@ -32,11 +46,19 @@ from airflow_provider_llmops.core.features import NUMERIC_FEATURES, TextFeaturiz
 PROFILE_FILE = "profile.json"
 TOKENS_FILE = "token_seen.npy"
 EMBEDDINGS_FILE = "embedding_sample.npy"
-PROFILE_VERSION = 1
+PROFILE_VERSION = 2
 OUT_OF_SAMPLE = ("oov_rate", "unk_token_rate")
 EXCLUDED_COLUMNS = {"id", "timestamp", "text_length", "text_words"}
 
 Predictor = Callable[[list[str]], list[str]]
+RowSelector = Callable[[Chunk], "list[bool]"]
+
+
+def is_missing_label(value: Any) -> bool:
+    """A row without a label: None, NaN or a blank string (training skips the same rows)."""
+    if isinstance(value, str):
+        return not value.strip()
+    return value is None or (isinstance(value, float) and value != value)
 
 
 @dataclass
@@ -83,9 +105,21 @@ class ReferenceProfile:
     embedding: EmbeddingProfile | None = None
     created_at: str = ""
     predicted_labels: bool = False
+    label_missing: int = 0  # reference rows without a label (not in the `label` histogram)
+    predictor: dict[str, Any] | None = None  # how `predicted_label` was made: max_length, rows rule, rows predicted
+    notes: list[str] = field(default_factory=list)  # what loading an older format changed
+    stored_id: str = ""  # the id a migrated profile was stored under (kept, so tags and reports still match)
+
+    @property
+    def predictor_max_length(self) -> int | None:
+        """The truncation length the reference predictions were made at (None: not recorded)."""
+        value = (self.predictor or {}).get("max_length")
+        return int(value) if value is not None else None
 
     @property
     def profile_id(self) -> str:
+        if self.stored_id:
+            return self.stored_id
         identity = self._core_dict()
         identity["tokenizer"] = {k: v for k, v in identity["tokenizer"].items() if k != "path"}  # where it lies is not what it is
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode())
@@ -106,6 +140,8 @@ class ReferenceProfile:
             "word_vocab": self.word_vocab,
             "snapshot_ids": self.snapshot_ids,
             "predicted_labels": self.predicted_labels,
+            "label_missing": self.label_missing,
+            "predictor": self.predictor,
             "embedding": None if self.embedding is None else {"model": self.embedding.model, "bandwidth": self.embedding.bandwidth, "rows": int(len(self.embedding.sample))},
         }
 
@@ -141,6 +177,18 @@ class ReferenceProfile:
 
             raise ConfigurationError(f"no reference profile at {directory} (missing {PROFILE_FILE})")
         body = json.loads(path.read_text())
+        version = int(body.get("version", 1))
+        if version > PROFILE_VERSION:
+            from airflow_provider_llmops.errors import ConfigurationError
+
+            raise ConfigurationError(
+                f"the reference profile at {directory} has format version {version}, newer than this provider reads "
+                f"({PROFILE_VERSION}; written by airflow-provider-llmops {body.get('provider_version', '?')}): "
+                "upgrade airflow-provider-llmops"
+            )
+        notes: list[str] = []
+        if version < 2:
+            body, notes = _migrate_v1(body)
         embedding = None
         if body.get("embedding"):
             embedding = EmbeddingProfile(
@@ -159,7 +207,36 @@ class ReferenceProfile:
             embedding=embedding,
             created_at=body.get("created_at", ""),
             predicted_labels=body.get("predicted_labels", False),
+            label_missing=int(body.get("label_missing", 0)),
+            predictor=body.get("predictor"),
+            notes=notes,
+            stored_id=body.get("profile_id", "") if notes else "",
         )
+
+
+def _migrate_v1(body: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A version 1 profile body in the version 2 layout, and notes saying what changed."""
+    body = dict(body)
+    features = dict(body["features"])
+    notes = ["profile format 1 read as format 2"]
+    label = features.get("label")
+    if label is not None and "__null__" in label["categories"]:
+        index = label["categories"].index("__null__")
+        counts = list(label["counts"])
+        body["label_missing"] = int(counts.pop(index))
+        categories = [c for c in label["categories"] if c != "__null__"]
+        features["label"] = {**label, "categories": categories, "counts": counts, "halves": {}}
+        notes.append(f"label: {body['label_missing']} unlabelled reference rows moved out of the label histogram")
+    if "predicted_label" in features:
+        del features["predicted_label"]
+        body["predicted_labels"] = False
+        notes.append(
+            "predicted_label dropped: a format 1 reference was predicted on the model's own training rows at an "
+            "unrecorded max_length; retrain to get a format 2 profile"
+        )
+    body["features"] = features
+    body["predictor"] = None
+    return body, notes
 
 
 def _texts(chunk: Chunk, column: str) -> list[str]:
@@ -182,8 +259,17 @@ def build_profile(
     embedding_sample: int = 1000,
     predictor: Predictor | None = None,
     snapshot_ids: list[str] | None = None,
+    predict_rows: RowSelector | None = None,
+    predict_rows_rule: str = "every reference row",
+    predictor_max_length: int | None = None,
+    predicted_categories: Iterable[str] = (),
 ) -> ReferenceProfile:
-    """Build a profile from a reference streamed twice (`chunks()` must return a fresh iterator each call)."""
+    """Build a profile from a reference streamed twice (`chunks()` must return a fresh iterator each call).
+
+    `predictor` predicts the rows `predict_rows(chunk)` marks (every row without it) for the `predicted_label`
+    reference; `predict_rows_rule` (text) and `predictor_max_length` are recorded in the profile, and
+    `predicted_categories` (the model's label set) get a bin even when no chosen row was predicted as them.
+    `label_column` values that are missing (`is_missing_label`) are counted in `label_missing`, not binned."""
     from airflow_provider_llmops.core.embedding import Encoder, Reservoir, median_bandwidth
 
     tokenizer, tokenizer_ref = load_tokenizer(model_dir)
@@ -193,6 +279,8 @@ def build_profile(
     categorical: dict[str, tuple[Counter[Any], Counter[Any]]] = {}  # column -> value counts of the even, odd rows
     reservoir = Reservoir(embedding_sample, seed=17)
     rows = 0
+    label_missing = 0
+    predicted_rows = 0
     auto_columns = categorical_columns is None
     # pass 1: lengths, categories, vocabulary from the even rows, embedding sample
     for chunk in chunks():
@@ -210,13 +298,25 @@ def build_profile(
         columns = [c for c in chunk if c not in EXCLUDED_COLUMNS and c != text_column] if auto_columns else list(categorical_columns or [])
         if label_column and label_column in chunk and label_column not in columns:
             columns.append(label_column)
-        values_by_column = {column: chunk.get(column, [None] * len(texts)) for column in columns}
+        halves_by_column: dict[str, tuple[list[Any], list[Any]]] = {}
+        for column in columns:
+            values = list(chunk.get(column, [None] * len(texts)))
+            even_values, odd_values = values[offset::2], values[1 - offset :: 2]
+            if column == label_column:
+                label_missing += sum(map(is_missing_label, values))
+                even_values = [v for v in even_values if not is_missing_label(v)]
+                odd_values = [v for v in odd_values if not is_missing_label(v)]
+            halves_by_column[column] = (even_values, odd_values)
         if predictor is not None:
-            values_by_column["predicted_label"] = predictor(texts)
-        for column, values in values_by_column.items():
+            chosen = [t for t, keep in zip(texts, predict_rows(chunk), strict=True) if keep] if predict_rows else texts
+            predictions = list(predictor(chosen)) if chosen else []
+            start = predicted_rows % 2
+            halves_by_column["predicted_label"] = (predictions[start::2], predictions[1 - start :: 2])
+            predicted_rows += len(predictions)
+        for column, (even_values, odd_values) in halves_by_column.items():
             even, odd = categorical.setdefault(column, (Counter(), Counter()))
-            even.update(values[offset::2])
-            odd.update(values[1 - offset :: 2])
+            even.update(even_values)
+            odd.update(odd_values)
         reservoir.add(texts)
         rows += len(texts)
 
@@ -228,13 +328,21 @@ def build_profile(
         binning = D.NumericBinning.from_reference(values, bins)
         halves = D.compare(binning.counts(values[halves_index == 0]), binning.counts(values[halves_index == 1])) if rows >= 4 else {}
         features[name] = FeatureProfile(name, binning, binning.counts(values), halves)
-    label_present = False
+    label_present = predicted_present = False
+    if predictor is not None:
+        declared = {str(c): 0 for c in predicted_categories}
+        categorical.setdefault("predicted_label", (Counter(), Counter()))[0].update(declared)
     for column, (even, odd) in categorical.items():
-        combined = even + odd
+        combined = even + odd  # note: `+` drops zero counts, so the declared categories are added back below
+        if column == "predicted_label":
+            if predicted_rows == 0:
+                continue
+            combined.update({k: 0 for k in even})
+            predicted_present = True
         if column != label_column and column != "predicted_label" and _looks_like_identifier(combined, rows):
             continue
         if column == label_column:
-            if set(combined) <= {None}:
+            if not combined:
                 continue
             label_present = True
         binning = D.CategoricalBinning.from_counter(combined, max_categories)
@@ -276,7 +384,15 @@ def build_profile(
         snapshot_ids=list(snapshot_ids or []),
         embedding=embedding,
         created_at=datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
-        predicted_labels=predictor is not None,
+        predicted_labels=predicted_present,
+        label_missing=label_missing if label_present else 0,
+        predictor=None
+        if not predicted_present
+        else {
+            "max_length": predictor_max_length,
+            "rows": predict_rows_rule if predict_rows else "every reference row",
+            "predicted_rows": predicted_rows,
+        },
     )
 
 
@@ -304,6 +420,31 @@ class ScoreOptions:
     embedding_sample: int = 1000
     embedding_rules: Any = None
     features: tuple[str, ...] | None = None  # monitored features; None = all in the profile
+    label_missing_gap: float = 0.2  # unlabelled-share check: flag a partly labelled batch this far off the reference
+
+
+def label_missing_check(
+    reference_missing: int, reference_rows: int, missing: int, rows: int, gap: float
+) -> dict[str, Any]:
+    """The unlabelled share of a batch against the reference's: its own check, reported and never drift.
+
+    Flagged when the batch is partly labelled (an unlabelled batch is the normal case in production and says
+    nothing) and its unlabelled share differs from the reference's by at least `gap` (absolute)."""
+    ref_share = reference_missing / reference_rows if reference_rows else 0.0
+    share = missing / rows if rows else 0.0
+    partly = 0 < missing < rows
+    flagged = partly and abs(share - ref_share) >= gap
+    if not partly:
+        rule = "every row labelled" if missing == 0 else "no row labelled: not checked"
+    else:
+        rule = f"{share:.1%} unlabelled vs {ref_share:.1%} in the reference: {'>=' if flagged else '<'} {gap:g} apart"
+    return {
+        "reference_share": ref_share,
+        "current_share": share,
+        "unlabelled_rows": missing,
+        "flagged": bool(flagged),
+        "rule": rule,
+    }
 
 
 def score(profile: ReferenceProfile, chunks: Iterable[Chunk], options: ScoreOptions | None = None, predictor: Predictor | None = None) -> dict[str, Any]:
@@ -320,6 +461,7 @@ def score(profile: ReferenceProfile, chunks: Iterable[Chunk], options: ScoreOpti
     rows = 0
     words_total = words_unseen = 0.0
     labelled = 0
+    label_seen = False  # the batch has the label column at all
     mark = time.perf_counter()
     for chunk in chunks:
         timings["read"] += time.perf_counter() - mark
@@ -340,7 +482,8 @@ def score(profile: ReferenceProfile, chunks: Iterable[Chunk], options: ScoreOpti
             if feature.kind != "categorical":
                 continue
             if name == "label":
-                values = [v for v in chunk.get(profile.label_column or "", []) if v is not None]
+                label_seen = label_seen or (profile.label_column or "") in chunk
+                values = [v for v in chunk.get(profile.label_column or "", []) if not is_missing_label(v)]
                 labelled += len(values)
             elif name == "predicted_label":
                 values = predictor(texts) if predictor is not None else []
@@ -403,15 +546,33 @@ def score(profile: ReferenceProfile, chunks: Iterable[Chunk], options: ScoreOpti
         embedding["model"] = profile.embedding.model
         timings["embedding"] = t2 - t0
 
+    enough = rows >= options.rules.min_rows
+    if embedding is not None and not enough:  # too few rows: the embedding test is reported but does not decide
+        embedding["test_drift"], embedding["drift"] = embedding["drift"], False
+        too_few = f"{rows} rows < min_rows {options.rules.min_rows}: no verdict"
+        embedding["rule"] = f"{too_few} (the test alone: {embedding['rule']})"
     drifting = [n for n, f in report_features.items() if f["verdict"]["drift"] and f["verdict"]["monitored"]]
     ranked = sorted(report_features.items(), key=lambda kv: -kv[1]["scores"][options.rules.statistic])
-    drift = bool(drifting) or bool(embedding and embedding["drift"])
+    drift = enough and (bool(drifting) or bool(embedding and embedding["drift"]))
+    checks: dict[str, Any] = {}
+    if profile.label_column and label_seen:
+        checks["label_missing"] = label_missing_check(
+            profile.label_missing, profile.row_count, rows - labelled, rows, options.label_missing_gap
+        )
     timings["total"] = time.perf_counter() - started
     return {
-        "verdict": "no_data" if rows == 0 else "insufficient_data" if rows < options.rules.min_rows else ("drift" if drift else "no_drift"),
+        "verdict": "no_data" if rows == 0 else "insufficient_data" if not enough else "drift" if drift else "no_drift",
         "drift": drift,
         "rows": rows,
-        "reference": {"profile_id": profile.profile_id, "rows": profile.row_count, "snapshot_ids": profile.snapshot_ids, "tokenizer": profile.tokenizer.to_dict()},
+        "reference": {
+            "profile_id": profile.profile_id,
+            "rows": profile.row_count,
+            "snapshot_ids": profile.snapshot_ids,
+            "tokenizer": profile.tokenizer.to_dict(),
+            "predicted_label": profile.predictor,
+            "notes": profile.notes,
+        },
+        "checks": checks,
         "rules": {"statistic": options.rules.statistic, "mode": options.rules.mode, "min_rows": options.rules.min_rows, "fixed_thresholds": dict(options.rules.thresholds), "sigmas": options.rules.sigmas, "draws": options.rules.draws, "epsilon": D.EPSILON},
         "drifting_features": drifting,
         "top_features": [

@@ -120,12 +120,16 @@ def _plots(result: TrainResult, directory: Path) -> list[Path]:
 def _profile(rows: Sequence[dict[str, Any]], model_dir: Path, config: TrainConfig, snapshots: Sequence[SnapshotSel], embedding_sample: int) -> Any:
     from airflow_provider_llmops.core.profile import build_profile
 
+    """The drift reference of a training run. Its `predicted_label` histogram is the new model predicting its own
+    held-out split only (rows it was not trained on; `held_out_rows`), at the `max_length` it was trained with,
+    which the profile records so scoring predicts at the same length."""
     predictor = None
+    categories: list[str] = []
     if config.task == "sequence-classification":
         from airflow_provider_llmops.core.modeling import load_classifier
 
         classifier = load_classifier(model_dir, max_length=config.max_length)
-        predictor = classifier.predict
+        predictor, categories = classifier.predict, list(classifier.labels)
     chunk = rows_to_chunk(rows)
     return build_profile(
         lambda: iter([chunk]),
@@ -135,7 +139,23 @@ def _profile(rows: Sequence[dict[str, Any]], model_dir: Path, config: TrainConfi
         embedding_sample=embedding_sample,
         predictor=predictor,
         snapshot_ids=[s.snapshot_id for s in snapshots],
+        predict_rows=held_out_rows(config.seed, config.validation_fraction),
+        predict_rows_rule=f"held-out split: sha256('{config.seed}:' + id) < {config.validation_fraction:g}",
+        predictor_max_length=config.max_length,
+        predicted_categories=categories,
     )
+
+
+def held_out_rows(seed: int, fraction: float, id_column: str = "id") -> Any:
+    """A row selector for `build_profile`: True for the rows of a chunk in training's validation split (the rule
+    of `core.training.split_of`); a row without an id was never in either split and is not chosen."""
+    from airflow_provider_llmops.core.training import split_of
+
+    def select(chunk: dict[str, list[Any]]) -> list[bool]:
+        ids = chunk.get(id_column) or [None] * len(next(iter(chunk.values()), []))
+        return [i is not None and split_of(str(i), seed, fraction) == "validation" for i in ids]
+
+    return select
 
 
 def _finished_version(registry: ModelRegistry, model_name: str, key: str) -> VersionInfo | None:

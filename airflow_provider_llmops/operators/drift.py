@@ -178,11 +178,9 @@ def _champion_profile(model_name: str, mlflow_conn_id: str | None, cache_dir: An
     model_dir = fetch_model(registry, info, cache_dir)
     # the profile was built with the model's tokenizer and encoder where training wrote them; use the registered copy
     profile = dataclasses.replace(profile, tokenizer=dataclasses.replace(profile.tokenizer, path=str(model_dir / "tokenizer.json")))
-    predictor = None
-    if profile.predicted_labels:
-        from airflow_provider_llmops.core.modeling import load_classifier
+    from airflow_provider_llmops.core.drift_job import champion_predictor
 
-        predictor = load_classifier(model_dir).predict
+    predictor = champion_predictor(profile, model_dir)  # at the max_length the profile's predictions were made at
     return profile, predictor, (registry.tracking_uri, model_name, version)
 
 

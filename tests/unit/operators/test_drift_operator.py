@@ -105,3 +105,39 @@ def test_no_validated_reference_is_a_clear_error(allow_tmp: Path, sample_dir: Pa
     snapshot = IngestBatchOperator(task_id="i", source_uri=str(sample_dir / "golden.jsonl"), dataset="gold").execute(context={})["snapshot_id"]
     with pytest.raises(ConfigurationError, match="no snapshot that passed validation"):
         DriftScoreOperator(task_id="drift", dataset="gold", snapshot_id=snapshot, embeddings=False).execute(context={})
+
+
+def test_the_champion_predicts_at_the_max_length_of_its_profile(tmp_path: Path, sample_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """The champion's profile records the max_length its reference predictions were made at (training's); the
+    operator's predictor uses it instead of the classifier's default (128), so both sides are predicted alike."""
+    import types
+
+    import airflow_provider_llmops.core.evaluate_job as evaluate_job
+    import airflow_provider_llmops.core.modeling as modeling
+    import airflow_provider_llmops.operators._common as common
+    from airflow_provider_llmops.core.batches import iter_chunks
+    from airflow_provider_llmops.core.profile import build_profile
+    from airflow_provider_llmops.operators.drift import _champion_profile
+
+    profile = build_profile(lambda: iter_chunks(str(sample_dir / "golden.jsonl")), embedding_sample=0,
+                            predictor=lambda texts: ["x"] * len(texts), predictor_max_length=48)
+    profile.save(tmp_path / "profile")
+    registry = types.SimpleNamespace(
+        tracking_uri="sqlite:///unused",
+        alias=lambda name, alias: "3",
+        get_version=lambda name, version: types.SimpleNamespace(run_id="run-1"),
+    )
+    loaded: list[dict] = []
+
+    def load_classifier(model_dir, **kwargs):
+        loaded.append(kwargs)
+        return types.SimpleNamespace(predict=lambda texts: ["x"] * len(texts))
+
+    monkeypatch.setattr(common, "open_registry", lambda conn_id: registry)
+    monkeypatch.setattr(evaluate_job, "fetch_artifact_dir", lambda *args: tmp_path / "profile")
+    monkeypatch.setattr(evaluate_job, "fetch_model", lambda *args: tmp_path / "model")
+    monkeypatch.setattr(modeling, "load_classifier", load_classifier)
+    champion, predictor, version = _champion_profile("m", None, tmp_path / "cache")
+    assert loaded == [{"max_length": 48}] and predictor(["a", "b"]) == ["x", "x"]
+    assert version == ("sqlite:///unused", "m", "3")
+    assert champion.predictor_max_length == 48 and champion.tokenizer.path == str(tmp_path / "model" / "tokenizer.json")
