@@ -79,13 +79,21 @@ def install_dag_files(target: Path) -> list[Path]:
 
 
 def prepare(home: Path, env: dict[str, str]) -> None:
-    """Idempotent set-up: folders, DAG files, migrated metadata DB."""
+    """Idempotent set-up: folders, DAG files, migrated metadata DB, and the one-slot pool that every
+    registry-changing task runs in (Airflow does not schedule a task whose pool does not exist)."""
     for sub in ("airflow", "dags", "store", "lineage", "incoming"):
         (home / sub).mkdir(parents=True, exist_ok=True)
     install_dag_files(home / "dags")
     airflow = Path(sys.executable).with_name("airflow")
     command = [str(airflow)] if airflow.exists() else [sys.executable, "-m", "airflow"]
-    subprocess.run([*command, "db", "migrate"], env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
+    run_env = {**os.environ, **env}
+    subprocess.run([*command, "db", "migrate"], env=run_env, check=True, stdout=subprocess.DEVNULL)
+    from airflow_provider_llmops.settings import DEFAULTS
+
+    pool = run_env.get("AIRFLOW__LLMOPS__REGISTRY_POOL") or DEFAULTS["registry_pool"]
+    description = "llmops: registry-changing tasks (fine_tune, promote, rollback), one at a time"
+    pool_command = [*command, "pools", "set", pool, "1", description]
+    subprocess.run(pool_command, env=run_env, check=True, stdout=subprocess.DEVNULL)
 
 
 def apply(env: dict[str, str]) -> None:

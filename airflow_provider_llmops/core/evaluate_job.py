@@ -1,9 +1,14 @@
 """Champion vs challenger on one frozen evaluation set, stored with its reports and logged to MLflow.
 
 The evaluation set is the held-out split of the challenger's training snapshots (recomputed from the seed and
-fraction recorded on the version) plus the golden set. It is frozen: written as Parquet next to the reports under
-`<store>/evaluations/<model>/<key>/`, and its content hash is part of the key. Both models score exactly these
-rows. A retry of the same comparison finds the committed evaluation and reuses it.
+fraction recorded on the version) plus the model's golden set when it has one. It is frozen: written as Parquet
+next to the reports under `<store>/evaluations/<model>/<key>/`, and its content hash is part of the key. Both
+models score exactly these rows. A retry of the same comparison finds the committed evaluation and reuses it.
+
+The summary returned (evaluate's XCom) carries `report_uri` and `report_sha256`, the SHA-256 of the stored
+`evaluation.json`. The gate never judges metrics handed to it: `load_evaluation` reads the report back from the
+store and checks that hash. Fairness that cannot be measured (no group column with two groups of at least
+`min_group_size` rows) is reported as `fairness_gap` None, `fairness_measured` False and `fairness_reason`.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import io
 import json
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +31,7 @@ from airflow_provider_llmops.core.training import split_rows
 from airflow_provider_llmops.errors import ConfigurationError
 
 GROUP_COLUMNS = ("region", "language", "channel")
+TAG_EVALUATION_SHA256 = "llmops.evaluation_sha256"
 
 
 def _cached_download(target: Path, complete: Any, **download: Any) -> Path:
@@ -114,7 +120,12 @@ def _table_bytes(rows: Sequence[dict[str, Any]]) -> bytes:
 
 
 def _score_classifier(model_dir: Path, rows: Sequence[dict[str, Any]], labels: list[str], text_column: str, label_column: str, latency_sample: int, min_group_size: int) -> dict[str, Any]:
-    from airflow_provider_llmops.core.evaluation import classification_metrics, group_gap, latency_summary
+    from airflow_provider_llmops.core.evaluation import (
+        classification_metrics,
+        group_gap,
+        latency_summary,
+        unmeasured_reason,
+    )
     from airflow_provider_llmops.core.modeling import load_classifier
 
     model = load_classifier(model_dir)
@@ -131,7 +142,11 @@ def _score_classifier(model_dir: Path, rows: Sequence[dict[str, Any]], labels: l
         idx = [i for i, r in enumerate(rows) if r["_part"] == part]
         parts[part] = classification_metrics([y_true[i] for i in idx], [y_pred[i] for i in idx], probs[idx], labels)
     groups = {c: [str(r.get(c)) if r.get(c) is not None else None for r in rows] for c in GROUP_COLUMNS if any(c in r for r in rows)}
-    fairness = group_gap(y_true, y_pred, groups, labels, min_group_size=min_group_size) if groups else {"gap": 0.0, "columns": {}, "worst_column": None}
+    if groups:
+        fairness = group_gap(y_true, y_pred, groups, labels, min_group_size=min_group_size)
+    else:
+        reason = unmeasured_reason({}, min_group_size)
+        fairness = {"gap": None, "columns": {}, "worst_column": None, "measured": False, "reason": reason}
     step = max(1, len(texts) // max(latency_sample, 1))
     latency = latency_summary(model.latencies(texts[::step][:latency_sample]))
     flat = {
@@ -139,9 +154,12 @@ def _score_classifier(model_dir: Path, rows: Sequence[dict[str, Any]], labels: l
         "macro_f1": overall["macro_f1"],
         "ece": overall["ece"],
         "fairness_gap": fairness["gap"],
+        "fairness_measured": bool(fairness["measured"]),
         "latency_p50_ms": latency["p50_ms"],
         "latency_p95_ms": latency["p95_ms"],
     }
+    if not fairness["measured"]:
+        flat["fairness_reason"] = fairness["reason"]
     for part, metrics in parts.items():
         flat[f"{part}.macro_f1"] = metrics["macro_f1"]
         flat[f"{part}.accuracy"] = metrics["accuracy"]
@@ -156,13 +174,15 @@ def _score_causal_lm(model_dir: Path, rows: Sequence[dict[str, Any]], text_colum
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from airflow_provider_llmops.core.evaluation import latency_summary
+    from airflow_provider_llmops.core.modeling import trained_max_length
 
+    max_length = trained_max_length(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
     model = AutoModelForCausalLM.from_pretrained(model_dir, trust_remote_code=False, use_safetensors=True).eval()
     total, tokens, timings = 0.0, 0, []
     with torch.inference_mode():
         for i, row in enumerate(rows):
-            enc = tokenizer(str(row[text_column]), truncation=True, max_length=128, return_tensors="pt")
+            enc = tokenizer(str(row[text_column]), truncation=True, max_length=max_length, return_tensors="pt")
             if enc["input_ids"].shape[1] < 2:
                 continue
             started = time.perf_counter()
@@ -202,10 +222,10 @@ def evaluate(
     rows = build_eval_set(store, challenger, read_golden(golden_path) if task == "sequence-classification" else [], text_column)
     set_id = eval_set_id(rows)
     key = f"v{challenger.version}-vs-{'v' + champion.version if champion else 'none'}-{set_id[:12]}"
-    existing = store.read_evaluation(model_name, key)
+    existing = store.read_evaluation_bytes(model_name, key)
     if existing is not None:
         log(f"evaluation {key} already committed; reusing it")
-        return existing["summary"]
+        return _returned_summary(json.loads(existing)["summary"], existing)
 
     if champion is not None and champion.tags.get(TAG_SEED) != challenger.tags.get(TAG_SEED):
         log(f"warning: champion {champion.version} was split with seed {champion.tags.get(TAG_SEED)}, challenger with {challenger.tags.get(TAG_SEED)}: held-out rows may overlap the champion's training data")
@@ -251,8 +271,69 @@ def evaluate(
         "evaluation.json": json.dumps(report, indent=1, default=_jsonable, allow_nan=False).encode(),
     }
     store.commit_evaluation(model_name, key, files)
-    registry.tag_version(model_name, challenger.version, {"llmops.evaluation": summary["report_uri"], **{f"llmops.eval.{k}": v for k, v in summary["challenger"].items() if v is not None and "." not in k}})
-    return summary
+    stored = store.read_evaluation_bytes(model_name, key)  # another try may have committed first: hash what is stored
+    if stored is None:
+        where = store.evaluation_uri(model_name, key)
+        raise ConfigurationError(f"evaluation {key} of {model_name!r} was committed but cannot be read from {where}")
+    returned = _returned_summary(json.loads(stored)["summary"], stored)
+    eval_tags = {f"llmops.eval.{k}": v for k, v in returned["challenger"].items() if v is not None and "." not in k}
+    eval_tags.update({"llmops.evaluation": returned["report_uri"], TAG_EVALUATION_SHA256: returned["report_sha256"]})
+    registry.tag_version(model_name, challenger.version, eval_tags)
+    return returned
+
+
+def report_sha256(data: bytes) -> str:
+    """The hash that identifies a stored evaluation report: SHA-256 (hex) of its exact bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _returned_summary(summary: dict[str, Any], stored: bytes) -> dict[str, Any]:
+    """The XCom of an evaluation: its stored summary plus the hash of the stored report."""
+    return {**summary, "report_sha256": report_sha256(stored)}
+
+
+class EvaluationIntegrityError(ConfigurationError):
+    """The evaluation a decision would judge is missing, elsewhere than the store says, or not what was hashed."""
+
+
+def load_evaluation(store: DatasetStore, reference: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """Read the evaluation a gate judges from where evaluate stored it and check it: `reference` is evaluate's
+    XCom ({model_name, key, report_uri, report_sha256}). Reads `<store>/evaluations/<model>/<key>/evaluation.json`
+    of the configured store, requires its URI to be `report_uri` and its SHA-256 to be `report_sha256`, and
+    returns (the report's summary, the hash). Metrics passed along with the reference are never used."""
+    missing = [k for k in ("model_name", "key", "report_uri", "report_sha256") if not reference.get(k)]
+    if missing:
+        raise EvaluationIntegrityError(
+            f"the evaluation reference lacks {', '.join(missing)}: pass the output of EvaluateModelOperator "
+            "(evaluate.output)"
+        )
+    model_name, key = str(reference["model_name"]), str(reference["key"])
+    expected_uri = store.evaluation_uri(model_name, key)
+    if str(reference["report_uri"]) != expected_uri:
+        raise EvaluationIntegrityError(
+            f"evaluation report {reference['report_uri']!r} is not where the configured store keeps evaluation {key!r} "
+            f"of {model_name!r} ({expected_uri}); nothing was promoted"
+        )
+    raw = store.read_evaluation_bytes(model_name, key)
+    if raw is None:
+        raise EvaluationIntegrityError(f"evaluation {expected_uri} does not exist; re-run evaluate. Nothing changed")
+    digest = report_sha256(raw)
+    if digest != str(reference["report_sha256"]):
+        raise EvaluationIntegrityError(
+            f"evaluation {expected_uri} does not match its hash (stored sha256 {digest[:16]}..., evaluate recorded "
+            f"{str(reference['report_sha256'])[:16]}...): it was changed after evaluation. Re-run the evaluate task. "
+            "Nothing was promoted"
+        )
+    try:
+        summary = json.loads(raw)["summary"]
+    except (ValueError, KeyError, TypeError) as exc:
+        problem = f"evaluation {expected_uri} is not an evaluation report ({exc}); nothing changed"
+        raise EvaluationIntegrityError(problem) from None
+    if summary.get("model_name") != model_name or summary.get("key") != key:
+        about = f"{summary.get('model_name')!r}/{summary.get('key')!r}"
+        wanted = f"{model_name!r}/{key!r}"
+        raise EvaluationIntegrityError(f"evaluation {expected_uri} is about {about}, not {wanted}; nothing changed")
+    return summary, digest
 
 
 def _jsonable(value: Any) -> Any:

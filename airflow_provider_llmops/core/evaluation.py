@@ -195,8 +195,9 @@ def group_gap(
     computed for every group value with at least `min_group_size` rows; smaller groups are reported under
     `skipped` with their size. A column's gap is max - min over its eligible groups (None with fewer than two).
     Returns {metric, min_group_size, columns: {col: {groups: {value: {n, value}}, skipped: {value: n}, gap}},
-    gap, worst_column}; the overall gap is the largest column gap, 0.0 (and worst_column None) when no column has
-    two eligible groups."""
+    gap, worst_column, measured, reason}; the overall gap is the largest column gap. When no column has two
+    eligible groups the gap cannot be measured: gap None, measured False and `reason` says why (never 0.0, which
+    would read as "perfectly fair")."""
     if metric not in GROUP_METRICS:
         raise ValueError(f"metric must be one of {', '.join(GROUP_METRICS)}, got {metric!r}")
     if isinstance(min_group_size, bool) or not isinstance(min_group_size, int) or min_group_size < 1:
@@ -226,13 +227,29 @@ def group_gap(
         columns[str(column)] = {"groups": eligible, "skipped": skipped, "gap": gap}
         if gap is not None and (worst_column is None or gap > worst_gap):
             worst_column, worst_gap = str(column), gap
+    measured = worst_column is not None
     return {
         "metric": metric,
         "min_group_size": min_group_size,
         "columns": columns,
-        "gap": worst_gap,
+        "gap": worst_gap if measured else None,
         "worst_column": worst_column,
+        "measured": measured,
+        "reason": None if measured else unmeasured_reason(columns, min_group_size),
     }
+
+
+def unmeasured_reason(columns: Mapping[str, Any], min_group_size: int) -> str:
+    """Why no group gap could be measured, for reports and the gate's check detail."""
+    if not columns:
+        return "the evaluation set has no group column (region, language, channel)"
+    parts = []
+    for column, info in columns.items():
+        sizes = {**{k: g["n"] for k, g in info.get("groups", {}).items()}, **info.get("skipped", {})}
+        largest = max(sizes.values()) if sizes else 0
+        eligible = len(info.get("groups", {}))
+        parts.append(f"{column}: {eligible} group(s) of >= {min_group_size} rows (largest {largest})")
+    return f"no group column has two groups of at least min_group_size={min_group_size} rows ({'; '.join(parts)})"
 
 
 def latency_summary(seconds_per_example: Sequence[float]) -> dict[str, Any]:

@@ -14,9 +14,20 @@ Checks, in order (each one a JSON-serialisable dict {name, metric, value, refere
   <metric>") when the champion lacks the metric.
 * `floor:<metric>`: absolute minimums on the challenger (maximums for LOWER_IS_BETTER metrics), always applied.
 * `fairness` / `latency`: absolute bounds on `fairness_gap` / `latency_p95_ms` when configured, always applied.
+  When the evaluation could not measure fairness (`fairness_measured` is False: no group column reached the
+  minimum group size, or the data has no group columns), `fairness_gap` is None and the check follows the
+  declared rule `fairness_unmeasured`: "pass" (the default: the check passes and its detail says fairness was
+  not measured and why) or "fail". An unmeasured gap is never read as 0.0.
 
 With no champion (`champion is None`, a first model) only the absolute checks run: floors and bounds. A metric a
 check needs that is missing, None or not a finite number on the challenger fails that check; it never raises.
+
+Run-time overrides (`resolve_gate`): the DAG author's spec is the baseline; a run-time request (the `gate` Param)
+is merged into it field by field (`guards` / `floors` key by key, a key set to None removes that entry), and
+`loosenings(base, merged)` lists every field the request made looser. Tighter means: higher improvement margins
+and floors (lower ceilings for LOWER_IS_BETTER metrics), more guards and smaller tolerances, a lower (or a new)
+maximum fairness gap or latency, `fairness_unmeasured` "fail" instead of "pass"; a different primary metric is
+always a loosening. A request that loosens anything is refused unless the author allowed overrides.
 """
 
 from __future__ import annotations
@@ -28,8 +39,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from airflow_provider_llmops.errors import ConfigurationError
+
 LOWER_IS_BETTER: frozenset[str] = frozenset({"ece", "fairness_gap", "latency_p95_ms", "latency_p50_ms", "perplexity", "loss"})
 TIE_EPSILON = 1e-12
+FAIRNESS_UNMEASURED_RULES = ("pass", "fail")
 
 
 def _default_guards() -> dict[str, float]:
@@ -77,10 +91,14 @@ class GateSpec:
     max_fairness_gap: float | None = 0.25
     max_latency_p95_ms: float | None = None
     floors: Mapping[str, float] = field(default_factory=_default_floors)
+    fairness_unmeasured: str = "pass"
 
     def __post_init__(self) -> None:
         if not isinstance(self.primary, str) or not self.primary:
             raise ValueError(f"GateSpec.primary must be a metric name, got {self.primary!r}")
+        if self.fairness_unmeasured not in FAIRNESS_UNMEASURED_RULES:
+            rules = ", ".join(FAIRNESS_UNMEASURED_RULES)
+            raise ValueError(f"GateSpec.fairness_unmeasured must be one of {rules}, got {self.fairness_unmeasured!r}")
         set_ = object.__setattr__
         set_(self, "min_abs_improvement", _spec_number("min_abs_improvement", self.min_abs_improvement))
         set_(self, "min_rel_improvement", _spec_number("min_rel_improvement", self.min_rel_improvement))
@@ -111,6 +129,7 @@ class GateSpec:
             "max_fairness_gap": self.max_fairness_gap,
             "max_latency_p95_ms": self.max_latency_p95_ms,
             "floors": dict(self.floors),
+            "fairness_unmeasured": self.fairness_unmeasured,
         }
 
 
@@ -230,6 +249,20 @@ def _bound_check(name: str, metric: str, bound: float, upper: bool, kind: str, c
     return _check(name, metric, value, None, bound, passed, detail)
 
 
+def _fairness_check(spec: GateSpec, challenger: Mapping[str, Any]) -> dict[str, Any]:
+    """The `fairness` bound, or the declared rule when the evaluation says fairness was not measured."""
+    assert spec.max_fairness_gap is not None
+    if challenger.get("fairness_measured") is False:
+        why = str(challenger.get("fairness_reason") or "no group was large enough")
+        passed = spec.fairness_unmeasured == "pass"
+        verdict = "passes" if passed else "fails"
+        detail = f"fairness not measured ({why}); rule fairness_unmeasured={spec.fairness_unmeasured!r} {verdict} it"
+        check = _check("fairness", "fairness_gap", None, None, spec.max_fairness_gap, passed, detail)
+        check["measured"] = False
+        return check
+    return _bound_check("fairness", "fairness_gap", spec.max_fairness_gap, True, "maximum", challenger)
+
+
 def decide(challenger: Mapping[str, float | None], champion: Mapping[str, float | None] | None, spec: GateSpec) -> GateDecision:
     """Run every applicable check (see the module docstring) and promote only if all pass."""
     first_model = champion is None
@@ -241,7 +274,7 @@ def decide(challenger: Mapping[str, float | None], champion: Mapping[str, float 
         upper = metric in LOWER_IS_BETTER
         checks.append(_bound_check(f"floor:{metric}", metric, floor, upper, "ceiling" if upper else "floor", challenger))
     if spec.max_fairness_gap is not None:
-        checks.append(_bound_check("fairness", "fairness_gap", spec.max_fairness_gap, True, "maximum", challenger))
+        checks.append(_fairness_check(spec, challenger))
     if spec.max_latency_p95_ms is not None:
         checks.append(_bound_check("latency", "latency_p95_ms", spec.max_latency_p95_ms, True, "maximum", challenger))
     reasons = [check["detail"] for check in checks if not check["passed"]]
@@ -254,3 +287,129 @@ def decide(challenger: Mapping[str, float | None], champion: Mapping[str, float 
     else:
         summary = f"reject{' (first model)' if first_model else ''}: {len(reasons)} of {len(checks)} checks failed: " + "; ".join(reasons)
     return GateDecision(passed=passed, first_model=first_model, checks=checks, reasons=reasons, summary=summary)
+
+
+# ---- run-time overrides --------------------------------------------------------------------------------------
+
+
+def merge_gate(base: GateSpec, request: Mapping[str, Any] | None) -> GateSpec:
+    """`base` with the fields of a (partial) run-time `request` applied: scalar fields replace, `guards` and
+    `floors` merge key by key (a key set to None removes it). Unknown keys or invalid values raise ValueError."""
+    if not request:
+        return base
+    if not isinstance(request, Mapping):
+        raise ValueError(f"a gate override must be a mapping of GateSpec fields, got {type(request).__name__}")
+    allowed = [f.name for f in fields(GateSpec)]
+    unknown = sorted(str(key) for key in request if key not in allowed)
+    if unknown:
+        raise ValueError(f"unknown GateSpec key(s): {', '.join(unknown)} (allowed: {', '.join(allowed)})")
+    merged = base.to_dict()
+    for key, value in request.items():
+        if key in ("guards", "floors"):
+            if not isinstance(value, Mapping):
+                raise ValueError(f"GateSpec.{key} must be a mapping of metric name to number, got {value!r}")
+            entries = dict(merged[key])
+            for metric, number in value.items():
+                if number is None:
+                    entries.pop(metric, None)
+                else:
+                    entries[metric] = number
+            merged[key] = entries
+        else:
+            merged[key] = value
+    return GateSpec(**merged)
+
+
+def _change(field_name: str, before: Any, after: Any) -> dict[str, Any]:
+    return {"field": field_name, "from": before, "to": after}
+
+
+def loosenings(base: GateSpec, candidate: GateSpec) -> list[dict[str, Any]]:
+    """Every field where `candidate` is looser than `base`, as {field, from, to} (empty: `candidate` is as strict
+    or stricter everywhere). Pure; see the module docstring for what "looser" means per field."""
+    out: list[dict[str, Any]] = []
+    if candidate.primary != base.primary:
+        out.append(_change("primary", base.primary, candidate.primary))
+    for name in ("min_abs_improvement", "min_rel_improvement"):
+        before, after = getattr(base, name), getattr(candidate, name)
+        if after < before:
+            out.append(_change(name, before, after))
+    for metric, tolerance in base.guards.items():
+        after = candidate.guards.get(metric)
+        if after is None or after > tolerance:
+            out.append(_change(f"guards.{metric}", tolerance, after))
+    for metric, bound in base.floors.items():
+        after = candidate.floors.get(metric)
+        looser = after is None or (after > bound if metric in LOWER_IS_BETTER else after < bound)
+        if looser:
+            out.append(_change(f"floors.{metric}", bound, after))
+    for name in ("max_fairness_gap", "max_latency_p95_ms"):
+        before, after = getattr(base, name), getattr(candidate, name)
+        if before is not None and (after is None or after > before):
+            out.append(_change(name, before, after))
+    if base.fairness_unmeasured == "fail" and candidate.fairness_unmeasured != "fail":
+        out.append(_change("fairness_unmeasured", base.fairness_unmeasured, candidate.fairness_unmeasured))
+    return out
+
+
+def is_stricter_or_equal(base: GateSpec, candidate: GateSpec) -> bool:
+    """True when `candidate` loosens no field of `base`."""
+    return not loosenings(base, candidate)
+
+
+def changed_fields(base: GateSpec, candidate: GateSpec) -> list[dict[str, Any]]:
+    """Every field (guards / floors per metric) whose value differs, as {field, from, to}."""
+    before, after = base.to_dict(), candidate.to_dict()
+    out: list[dict[str, Any]] = []
+    for name in before:
+        if name in ("guards", "floors"):
+            for metric in sorted(set(before[name]) | set(after[name])):
+                if before[name].get(metric) != after[name].get(metric):
+                    out.append(_change(f"{name}.{metric}", before[name].get(metric), after[name].get(metric)))
+        elif before[name] != after[name]:
+            out.append(_change(name, before[name], after[name]))
+    return out
+
+
+class GateOverrideRefused(ConfigurationError, ValueError):
+    """A run-time gate loosens the DAG author's gate and overrides are not allowed."""
+
+    def __init__(self, loosened: list[dict[str, Any]]) -> None:
+        self.loosened = loosened
+        shown = "; ".join(f"{c['field']} {c['from']!r} -> {c['to']!r}" for c in loosened)
+        super().__init__(
+            f"the run-time gate would loosen the DAG's gate ({shown}); a run may only make the gate stricter. "
+            "Change the DAG's gate, or build the DAG with allow_gate_override=True to allow (and audit) overrides"
+        )
+
+
+@dataclass(frozen=True)
+class ResolvedGate:
+    """The gate a run uses: `spec`; `changed`: every field the request changed; `loosened`: those made looser
+    (non-empty only when overrides were allowed)."""
+
+    spec: GateSpec
+    base: GateSpec
+    changed: list[dict[str, Any]]
+    loosened: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec.to_dict(),
+            "base": self.base.to_dict(),
+            "changed": copy.deepcopy(self.changed),
+            "loosened": copy.deepcopy(self.loosened),
+        }
+
+
+def resolve_gate(
+    base: GateSpec | Mapping[str, Any] | None, request: Mapping[str, Any] | None, *, allow_override: bool = False
+) -> ResolvedGate:
+    """The author's `base` gate with a run-time `request` merged in. Raises GateOverrideRefused when the request
+    loosens any field and `allow_override` is False, ValueError on an invalid request."""
+    base_spec = base if isinstance(base, GateSpec) else GateSpec.from_dict(base or {})
+    merged = merge_gate(base_spec, request)
+    loosened = loosenings(base_spec, merged)
+    if loosened and not allow_override:
+        raise GateOverrideRefused(loosened)
+    return ResolvedGate(spec=merged, base=base_spec, changed=changed_fields(base_spec, merged), loosened=loosened)

@@ -10,8 +10,21 @@ from typing import Any
 
 import numpy as np
 
-from airflow_provider_llmops.core.training import LABEL_MAP_FILE
+from airflow_provider_llmops.core.training import LABEL_MAP_FILE, TRAINING_FILE
 from airflow_provider_llmops.errors import ConfigurationError
+
+DEFAULT_MAX_LENGTH = 128
+
+
+def trained_max_length(model_dir: str | Path, default: int = DEFAULT_MAX_LENGTH) -> int:
+    """The `max_length` a model was fine-tuned with (its `training.json`), so inference truncates the way training
+    did; `default` for a model without a training record (a base checkpoint)."""
+    record = Path(model_dir) / TRAINING_FILE
+    try:
+        value = json.loads(record.read_text())["config"]["max_length"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return default
+    return int(value) if isinstance(value, int) and value > 0 else default
 
 
 def _check_safe(model_dir: Path) -> None:
@@ -25,7 +38,7 @@ def _check_safe(model_dir: Path) -> None:
 class TextClassifier:
     """A fine-tuned sequence classifier with its tokenizer and label map."""
 
-    def __init__(self, model_dir: str | Path, device: str = "auto", max_length: int = 128) -> None:
+    def __init__(self, model_dir: str | Path, device: str = "auto", max_length: int | None = None) -> None:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -43,7 +56,8 @@ class TextClassifier:
         else:
             id2label = self.model.config.id2label
             self.labels = [str(id2label[i]) for i in range(len(id2label))]
-        self.max_length = max_length
+        # truncate as training did, unless told otherwise
+        self.max_length = max_length if max_length is not None else trained_max_length(self.model_dir)
         self._torch = torch
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:

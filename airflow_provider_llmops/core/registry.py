@@ -4,11 +4,19 @@ Plain Python over `mlflow.MlflowClient`; no Airflow. Aliases: `champion` (serves
 evaluation), `canary` (partial traffic), `previous-champion` (rollback target). Stages are never used.
 
 Alias changes are compare-and-swap: the caller states which versions it expects the aliases to point at (as
-read when the decision was made); under a lock the current aliases are re-read, and on any mismatch nothing is
-changed and `AliasConflict` says what moved. The lock is a file lock under the provider's home (one host) and
-the DAGs run with `max_active_runs=1`; MLflow has no server-side compare-and-swap, so after writing, the aliases
-are read back and a concurrent writer that slipped in is reported as a conflict after restoring the expected
-state.
+read when the decision was made); the current aliases are re-read, and on any mismatch nothing is changed and
+`AliasConflict` says what moved. MLflow has no server-side compare-and-swap, so writers coordinate through the
+registry itself, which every worker shares:
+
+* a model-level tag `llmops.alias_epoch` counts completed alias changes (monotonic), and `llmops.alias_claim`
+  (`<epoch + 1>:<token>:<unix time>`) names the writer in progress. A writer waits (bounded) while another
+  writer's claim is open (claim epoch > epoch; a claim older than `CLAIM_STALE_S` is abandoned), writes its own
+  claim, waits `settle_s` so that a concurrent claim lands, and re-reads: if the claim is no longer its own or
+  the epoch moved, it aborts without touching an alias. It then re-checks the expected aliases, writes, reads
+  the aliases and the claim back (a writer that slipped in: its own writes are undone where they are still
+  its own, and `AliasConflict`), and closes with epoch + 1.
+* Across hosts, every registry-changing task also runs in the Airflow pool `[llmops] registry_pool` (one slot);
+  on one host the file lock under the provider's home serialises writers as well.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import contextlib
 import fcntl
 import os
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +43,9 @@ ALIASES = (CHAMPION, CHALLENGER, CANARY, PREVIOUS)
 TAG_PREFIX = "llmops."
 TAG_DAG_RUN = "llmops.dag_run_id"
 TAG_TRAIN_KEY = "llmops.train_key"
+TAG_ALIAS_EPOCH = "llmops.alias_epoch"
+TAG_ALIAS_CLAIM = "llmops.alias_claim"
+CLAIM_STALE_S = 120.0
 
 
 class RegistryError(LLMOpsError):
@@ -140,6 +152,8 @@ class ModelRegistry:
         self.lock_dir = Path(lock_dir) if lock_dir else None
         self.experiment_name = "llmops"
         self.ui_url: str | None = None
+        self.settle_s = 0.25  # compare-and-swap: how long a claim must survive before aliases are written
+        self.claim_wait_s = 30.0  # compare-and-swap: how long to wait for another writer's open claim
 
     # ---- experiments and runs -------------------------------------------------------------------------------
     def experiment_id(self, name: str) -> str:
@@ -252,17 +266,41 @@ class ModelRegistry:
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
+    def alias_state(self, name: str) -> tuple[dict[str, str], int, str | None]:
+        """(aliases, epoch, open claim or None) of a registered model, read in one call."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            model = self.client.get_registered_model(name)
+        except MlflowException:
+            return {}, 0, None
+        tags = dict(model.tags or {})
+        aliases = {alias: str(version) for alias, version in (model.aliases or {}).items()}
+        return aliases, _epoch(tags.get(TAG_ALIAS_EPOCH)), tags.get(TAG_ALIAS_CLAIM)
+
     def compare_and_swap(self, name: str, expected: Mapping[str, str | None], updates: Mapping[str, str | None]) -> dict[str, str]:
         """Set (version) or remove (None) aliases in `updates` if every alias in `expected` still points at the
-        expected version (None: unset). Returns the aliases after the change. Raises AliasConflict otherwise."""
+        expected version (None: unset). Returns the aliases after the change. Raises AliasConflict, having
+        changed no alias, when an alias moved or another writer is changing them (see the module docstring)."""
         with self.locked(name):
-            current = self.aliases(name)
-            moved = {a: (v, current.get(a)) for a, v in expected.items() if current.get(a) != (str(v) if v is not None else None)}
-            if moved:
+            token = uuid.uuid4().hex
+            epoch = self._wait_for_open_claim(name)
+            current, _, _ = self.alias_state(name)
+            self._check_expected(name, expected, current)
+            mine = f"{epoch + 1}:{token}:{time.time():.3f}"
+            self.client.set_registered_model_tag(name, TAG_ALIAS_CLAIM, mine)
+            time.sleep(self.settle_s)
+            current, epoch_now, claim = self.alias_state(name)
+            if claim != mine or epoch_now != epoch:
                 raise AliasConflict(
-                    f"aliases of {name!r} changed since the decision; nothing was changed: "
-                    + ", ".join(f"{a} expected {exp or 'unset'} but is {now or 'unset'}" for a, (exp, now) in moved.items())
+                    f"another writer is changing the aliases of {name!r} at the same time (epoch {epoch} -> "
+                    f"{epoch_now}); nothing was changed"
                 )
+            try:
+                self._check_expected(name, expected, current)
+            except AliasConflict:
+                self._release(name, mine, epoch)
+                raise
             before = dict(current)
             try:
                 for alias, version in updates.items():
@@ -273,21 +311,81 @@ class ModelRegistry:
                         self.client.set_registered_model_alias(name, alias, str(version))
             except BaseException:
                 self._restore(name, before, updates)
+                self._release(name, mine, epoch)
                 raise
-            after = self.aliases(name)
+            after, epoch_now, claim = self.alias_state(name)
             wrong = {a: after.get(a) for a, v in updates.items() if after.get(a) != (str(v) if v is not None else None)}
-            if wrong:
-                self._restore(name, before, updates)
-                raise AliasConflict(f"a concurrent change to {name!r} was detected after writing ({wrong}); the aliases were restored to {before}")
+            if wrong or claim != mine or epoch_now != epoch:
+                self._restore(name, before, updates, only_if_ours=True)
+                self._release(name, mine, epoch)
+                raise AliasConflict(
+                    f"a concurrent change to {name!r} was detected after writing (aliases {after}, expected "
+                    f"{dict(updates)}); this change was undone"
+                )
+            self.client.set_registered_model_tag(name, TAG_ALIAS_EPOCH, str(epoch + 1))
             return after
 
-    def _restore(self, name: str, before: Mapping[str, str], touched: Mapping[str, str | None]) -> None:
-        for alias in touched:
+    def _check_expected(self, name: str, expected: Mapping[str, str | None], current: Mapping[str, str]) -> None:
+        wanted = {a: None if v is None else str(v) for a, v in expected.items()}
+        moved = {a: (v, current.get(a)) for a, v in wanted.items() if current.get(a) != v}
+        if moved:
+            raise AliasConflict(
+                f"aliases of {name!r} changed since the decision; nothing was changed: "
+                + ", ".join(f"{a} expected {exp or 'unset'} but is {now or 'unset'}" for a, (exp, now) in moved.items())
+            )
+
+    def _wait_for_open_claim(self, name: str) -> int:
+        """The epoch once no other writer's claim is open (bounded by `claim_wait_s`)."""
+        deadline = time.monotonic() + self.claim_wait_s
+        while True:
+            _, epoch, claim = self.alias_state(name)
+            if not _claim_open(claim, epoch):
+                return epoch
+            if time.monotonic() > deadline:
+                raise AliasConflict(
+                    f"another writer has been changing the aliases of {name!r} for more than {self.claim_wait_s:g} s "
+                    f"(claim {claim}); nothing was changed, retry later"
+                )
+            time.sleep(0.05)
+
+    def _release(self, name: str, mine: str, epoch: int) -> None:
+        """Close our claim without counting a change (only when it is still ours)."""
+        with contextlib.suppress(Exception):
+            _, _, claim = self.alias_state(name)
+            if claim == mine:
+                self.client.set_registered_model_tag(name, TAG_ALIAS_CLAIM, f"{epoch}:released:{time.time():.3f}")
+
+    def _restore(
+        self, name: str, before: Mapping[str, str], touched: Mapping[str, str | None], only_if_ours: bool = False
+    ) -> None:
+        now = self.aliases(name) if only_if_ours else {}
+        for alias, ours in touched.items():
+            if only_if_ours and now.get(alias) != (str(ours) if ours is not None else None):
+                continue  # another writer's value: leave it
             with contextlib.suppress(Exception):
                 if alias in before:
                     self.client.set_registered_model_alias(name, alias, before[alias])
                 else:
                     self.client.delete_registered_model_alias(name, alias)
+
+
+def _epoch(value: str | None) -> int:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _claim_open(claim: str | None, epoch: int) -> bool:
+    """Whether a claim tag names a writer still in progress: claim epoch > epoch and not older than CLAIM_STALE_S."""
+    if not claim:
+        return False
+    parts = claim.split(":")
+    try:
+        claimed, stamp = int(parts[0]), float(parts[-1])
+    except (ValueError, IndexError):
+        return False
+    return claimed > epoch and time.time() - stamp < CLAIM_STALE_S
 
 
 def _quote(value: str) -> str:

@@ -321,5 +321,15 @@ class DatasetStore:
         return self._backend.commit(self._evaluation_prefix(model, key), files, marker=EVALUATION_MARKER)
 
     def read_evaluation(self, model: str, key: str) -> dict[str, Any] | None:
+        raw = self.read_evaluation_bytes(model, key)
+        return None if raw is None else json.loads(raw)
+
+    def read_evaluation_bytes(self, model: str, key: str) -> bytes | None:
+        """The committed `evaluation.json` exactly as stored (to check its hash), or None."""
         marker = f"{self._evaluation_prefix(model, key)}/{EVALUATION_MARKER}"
-        return json.loads(self._backend.get(marker)) if self._backend.exists(marker) else None
+        return self._backend.get(marker) if self._backend.exists(marker) else None
+
+    def list_evaluations(self, model: str) -> list[str]:
+        """Keys of the committed evaluations of a model."""
+        keys = self._backend.list_dirs(f"evaluations/{check_dataset_name(model)}")
+        return [k for k in keys if _KEY_RE.match(k) and self.read_evaluation_bytes(model, k) is not None]

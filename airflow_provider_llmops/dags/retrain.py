@@ -24,19 +24,25 @@ hand with Params.
    Otherwise ➜ **no_retrain** and the run ends.
 2. **fine_tune** trains on every validated snapshot of the dataset (or Param `snapshots`), logs to MLflow,
    registers a version and sets its `challenger` alias. A retry reuses the version it registered.
-3. **evaluate** scores champion and challenger on the same frozen set: the held-out split plus the golden set.
-4. **promote** applies the gate (Param `gate`) and moves `champion` / `previous-champion` as a compare-and-swap;
-   a new champion is announced as the asset `llmops_champion_<model>` (alias `llmops_champion`).
+3. **evaluate** scores champion and challenger on the same frozen set: the held-out split plus the model's
+   golden set when one is configured (`[llmops] golden_sets`), and stores the report with its SHA-256.
+4. **promote** reads that stored report (hash-checked) and applies the DAG's gate; Param `gate` may only make it
+   stricter (higher floors and margins, more guards, lower bounds) unless the DAG was built with
+   `allow_gate_override=True`, and then every loosened field is written to the audit trail. On pass it moves
+   `champion` / `previous-champion` as a compare-and-swap; a new champion is announced as the asset
+   `llmops_champion_<model>` (alias `llmops_champion`).
 
-At most one run is active at a time, and the alias swap aborts if the champion moved since the evaluation.
+At most one run is active at a time; `fine_tune` and `promote` change the registry and run in the one-slot pool
+`[llmops] registry_pool` (create it: `airflow pools set llmops_registry 1 "llmops registry changes"`), and the
+alias swap aborts if the champion moved since the evaluation.
 """
 
 
 def build_retrain_dag(
     dag_id: str = "llmops_retrain",
     *,
-    dataset: str = "support_tickets",
-    model_name: str = "support_ticket_router",
+    dataset: str | None = None,
+    model_name: str | None = None,
     schedule: Any = None,
     cron: str = "0 2 * * *",
     model_task: str = "sequence-classification",
@@ -45,6 +51,7 @@ def build_retrain_dag(
     max_steps: int | None = None,
     max_train_minutes: float | None = 30.0,
     gate: dict[str, Any] | None = None,
+    allow_gate_override: bool = False,
     golden_path: str | None = None,
     mlflow_conn_id: str | None = None,
     store_uri: str | None = None,
@@ -56,7 +63,16 @@ def build_retrain_dag(
     **dag_kwargs: Any,
 ) -> DAG:
     """Build the DAG. By default it runs at `cron` (UTC) and on the retraining request asset of `dataset`.
-    `train_queue` / `train_pool` send the training task to GPU workers."""
+    `dataset` / `model_name` default to `[llmops] dataset` / `model_name` (read when the DAG file is parsed).
+    `gate` is the promotion gate (GateSpec fields); the `gate` Param may only tighten it unless
+    `allow_gate_override`. `golden_path` None: the model's configured golden set (`[llmops] golden_sets`), if any.
+    `train_queue` / `train_pool` send the training task to GPU workers (with `train_pool`, fine_tune leaves the
+    registry pool; the registry-side compare-and-swap still guards its alias change)."""
+    from airflow_provider_llmops.settings import load_settings
+
+    settings = load_settings()
+    dataset = dataset or settings.dataset
+    model_name = model_name or settings.model_name
     params = {
         "dataset": dataset_param(dataset, "Dataset whose validated snapshots are trained on."),
         "model_name": Param(model_name, type="string", minLength=1, description="Registered MLflow model."),
@@ -65,7 +81,14 @@ def build_retrain_dag(
         "max_steps": Param(max_steps, type=["null", "integer"], minimum=1, description="Stop training after this many optimizer steps."),
         "max_train_minutes": Param(max_train_minutes, type=["null", "number"], exclusiveMinimum=0, description="Stop training after this many minutes."),
         "training": Param(training or {"epochs": 2, "batch_size": 16, "max_length": 64}, type="object", description="TrainConfig fields: epochs, batch_size, learning_rate, max_length, seed, ..."),
-        "gate": Param(gate or {}, type="object", description="GateSpec fields: primary, min_abs_improvement, min_rel_improvement, guards, floors, max_fairness_gap, max_latency_p95_ms."),
+        "gate": Param(
+            {},
+            type="object",
+            description="Make the DAG's promotion gate stricter for this run (GateSpec fields: primary, "
+            "min_abs_improvement, min_rel_improvement, guards, floors, max_fairness_gap, max_latency_p95_ms, "
+            "fairness_unmeasured). "
+            + ("Looser values are applied and audited." if allow_gate_override else "Looser values are refused."),
+        ),
     }
     with provider_dag(
         dag_id,
@@ -98,11 +121,9 @@ def build_retrain_dag(
         def no_retrain() -> str:
             return "nothing to retrain"
 
-        train_extra: dict[str, Any] = {}
+        train_extra: dict[str, Any] = {"pool": train_pool or settings.registry_pool}
         if train_queue:
             train_extra["queue"] = train_queue
-        if train_pool:
-            train_extra["pool"] = train_pool
         fine_tune = FineTuneOperator(
             task_id="fine_tune",
             model_name="{{ params.model_name }}",
@@ -130,7 +151,17 @@ def build_retrain_dag(
             retries=1,
         )
         promote = PromoteModelOperator(
-            task_id="promote", evaluation=evaluate.output, gate="{{ params.gate }}", mlflow_conn_id=mlflow_conn_id, retries=1, outlets=[champion_alias()]
+            task_id="promote",
+            evaluation=evaluate.output,
+            gate=gate,
+            gate_override="{{ params.gate }}",
+            allow_gate_override=allow_gate_override,
+            mlflow_conn_id=mlflow_conn_id,
+            store_uri=store_uri,
+            store_conn_id=store_conn_id,
+            pool=settings.registry_pool,
+            retries=1,
+            outlets=[champion_alias()],
         )
         should_retrain() >> [fine_tune, no_retrain()]
         fine_tune >> evaluate >> promote

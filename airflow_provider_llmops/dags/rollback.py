@@ -14,17 +14,43 @@ from airflow_provider_llmops.operators.rollback import RollbackModelOperator
 DOC = """
 ### Roll the champion back
 
-Trigger by hand. Points `champion` back at `previous-champion` (or at Param `target_version`), as a
-compare-and-swap, clears `previous-champion`, tags the version rolled back from and writes an audit record with
-Param `reason`.
+Trigger by hand, with a `reason` (at least 10 characters; it goes to the audit trail). Points `champion` back at
+`previous-champion` (or at Param `target_version`), as a compare-and-swap, clears `previous-champion`, tags the
+version rolled back from and writes an audit record with the reason and the evidence that the target may serve.
+
+Only a version that was champion before (tag `llmops.promoted_at`, or an audit record) is accepted, or one whose
+stored evaluation against the current champion passes the DAG's gate; anything else is refused. The task runs in
+the one-slot pool `[llmops] registry_pool`, like every registry-changing task.
 """
 
 
-def build_rollback_dag(dag_id: str = "llmops_rollback", *, model_name: str = "support_ticket_router", mlflow_conn_id: str | None = None, start_date: datetime | None = None, tags: list[str] | None = None, **dag_kwargs: Any) -> DAG:
+def build_rollback_dag(
+    dag_id: str = "llmops_rollback",
+    *,
+    model_name: str | None = None,
+    gate: dict[str, Any] | None = None,
+    mlflow_conn_id: str | None = None,
+    store_uri: str | None = None,
+    store_conn_id: str | None = None,
+    start_date: datetime | None = None,
+    tags: list[str] | None = None,
+    **dag_kwargs: Any,
+) -> DAG:
+    """Build the DAG. `model_name` defaults to `[llmops] model_name`; `gate` (GateSpec fields) is the gate a
+    never-champion target must pass against the current champion."""
+    from airflow_provider_llmops.core.promote_job import MIN_REASON_LENGTH
+    from airflow_provider_llmops.settings import load_settings
+
+    settings = load_settings()
+    model_name = model_name or settings.model_name
     params = {
         "model_name": Param(model_name, type="string", minLength=1, description="Registered MLflow model."),
         "target_version": Param("", type="string", pattern=r"^[0-9]*$", description="Version to restore. Empty: previous-champion."),
-        "reason": Param("", type="string", description="Why (goes to the audit trail)."),
+        "reason": Param(
+            type="string",
+            minLength=MIN_REASON_LENGTH,
+            description=f"Why (required, at least {MIN_REASON_LENGTH} characters; goes to the audit trail).",
+        ),
     }
     with provider_dag(
         dag_id,
@@ -40,7 +66,11 @@ def build_rollback_dag(dag_id: str = "llmops_rollback", *, model_name: str = "su
             model_name="{{ params.model_name }}",
             target_version="{{ params.target_version }}",
             reason="{{ params.reason }}",
+            gate=gate,
             mlflow_conn_id=mlflow_conn_id,
+            store_uri=store_uri,
+            store_conn_id=store_conn_id,
+            pool=settings.registry_pool,
             outlets=[champion_alias()],
         )
     return dag

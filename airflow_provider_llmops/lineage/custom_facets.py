@@ -115,8 +115,14 @@ def evaluation_run_facet(summary: dict[str, Any]) -> Any:
     )
 
 
+def _scalar(value: Any) -> str | int | float | None:
+    return value if value is None or isinstance(value, (str, int, float)) else str(value)
+
+
 def gate_run_facet(result: dict[str, Any], action: str = "promote") -> Any:
-    """`llmopsGate`: a promotion decision with its checks, or a rollback, and the aliases after it."""
+    """`llmopsGate`: a promotion decision with its checks, the gate it used and any run-time override of it
+    (`gateOverride`: applied, and the loosened fields from -> to), or a rollback with its reason and evidence;
+    the aliases after it."""
     decision = result.get("decision") or {}
     checks = [
         {
@@ -126,9 +132,11 @@ def gate_run_facet(result: dict[str, Any], action: str = "promote") -> Any:
             "reference": c.get("reference") if isinstance(c.get("reference"), (int, float)) else None,
             "passed": bool(c["passed"]),
             "detail": str(c.get("detail", "")),
+            **({"measured": bool(c["measured"])} if "measured" in c else {}),
         }
         for c in decision.get("checks", [])
     ]
+    override = result.get("gate_override") or {}
     return _facet(
         "LlmopsGateRunFacet",
         modelName=result["model_name"],
@@ -141,4 +149,18 @@ def gate_run_facet(result: dict[str, Any], action: str = "promote") -> Any:
         reasons=list(result.get("reasons") or []),
         checks=checks,
         aliases={k: str(v) for k, v in (result.get("aliases") or {}).items()},
+        decisionId=result.get("decision_id") if action == "promote" else result.get("rollback_id"),
+        evaluationSha256=result.get("evaluation_sha256"),
+        gate=result.get("gate"),
+        gateOverride=None
+        if action != "promote"
+        else {
+            "applied": bool(override.get("applied")),
+            "fields": [
+                {"field": str(c["field"]), "from": _scalar(c.get("from")), "to": _scalar(c.get("to"))}
+                for c in override.get("loosened") or []
+            ],
+        },
+        reason=result.get("reason") if action == "rollback" else None,
+        evidence=(result.get("evidence") or {}).get("kind") if action == "rollback" else None,
     )

@@ -17,14 +17,18 @@ class EvaluateModelOperator(BaseOperator):
     """Score the challenger (`challenger_version`, default the `challenger` alias) and the current champion.
 
     Reads: both versions' model files from MLflow; the evaluation set = the held-out split of the challenger's
-    training snapshots (same seed and fraction as training) plus the golden set (`golden_path`, default the
-    shipped `include/data/golden.jsonl`; empty string for none).
+    training snapshots (same seed and fraction as training) plus the model's golden set, if it has one
+    (`golden_path`; default: `[llmops] golden_sets[model]`, which the embedded default sets for the demo's
+    `support_ticket_router` only; empty string or no configured set: the held-out split alone).
     Writes: `<store>/evaluations/<model>/<key>/` with the frozen set (Parquet), `evaluation.json` and
     `evaluation.html`; an MLflow run with both models' metrics; `llmops.eval.*` tags on the challenger version.
     Metrics: accuracy, macro-F1, per-class F1, expected calibration error, p50/p95 latency per example (one at a
     time), fairness gap (largest macro-F1 difference between groups of region / language / channel with at least
     `min_group_size` rows); per evaluation part (held-out per dataset, golden) as well.
-    Returns (XCom): both versions, both flat metric sets (the gate's input), the evaluation set id, report URIs.
+    Fairness that cannot be measured (no group column with two groups of `min_group_size` rows) is reported as
+    `fairness_gap` None with `fairness_measured` False and a `fairness_reason`, never as 0.0.
+    Returns (XCom): both versions, both flat metric sets, the evaluation set id, the report URIs and the report's
+    SHA-256 (`report_sha256`): the promotion gate reads the stored report and checks that hash.
     """
 
     template_fields: Sequence[str] = ("model_name", "challenger_version", "golden_path")
@@ -60,7 +64,6 @@ class EvaluateModelOperator(BaseOperator):
         from airflow_provider_llmops.core.evaluate_job import evaluate
         from airflow_provider_llmops.links import push_links
         from airflow_provider_llmops.operators._common import open_registry, open_store
-        from airflow_provider_llmops.resources import sample_data_dir
         from airflow_provider_llmops.settings import load_settings
 
         settings = load_settings()
@@ -68,7 +71,7 @@ class EvaluateModelOperator(BaseOperator):
         registry = open_registry(self.mlflow_conn_id)
         self._tracking_uri = registry.tracking_uri
         name = self.model_name or settings.model_name
-        golden = str(sample_data_dir() / "golden.jsonl") if self.golden_path is None else self.golden_path
+        golden = settings.golden_for(name) if self.golden_path in (None, "None") else self.golden_path
         summary = evaluate(
             store=store,
             registry=registry,

@@ -14,22 +14,30 @@ if TYPE_CHECKING:
 
 
 class PromoteModelOperator(BaseOperator):
-    """Apply the gate to an evaluation (the XCom of `EvaluateModelOperator`) and promote on pass.
+    """Apply the gate to an evaluation and promote on pass.
 
-    Gate (`gate`, any field of `core.gate.GateSpec`): the primary metric must improve by at least the absolute or
-    relative margin, guard metrics may not regress beyond their tolerance, fairness gap and p95 latency under
-    their bounds; the first model ever needs only the absolute floors.
+    Reads: the evaluation report where `EvaluateModelOperator` stored it (`evaluation` is its XCom: model, key,
+    report URI and SHA-256); the report is read from the store (`store_uri`, default `[llmops] store_uri`) and
+    its hash checked, and the gate judges the metrics in the report, never metrics passed in XCom. A report that
+    is missing, elsewhere, or changed since evaluation is an error and nothing is promoted.
+    Gate (`gate`, any field of `core.gate.GateSpec`, set by the DAG author; not templated): the primary metric
+    must improve by at least the absolute or relative margin, guard metrics may not regress beyond their
+    tolerance, fairness gap and p95 latency under their bounds; the first model ever needs only the absolute
+    floors. `gate_override` (templated, e.g. a `gate` Param) is merged into it and may only make it stricter;
+    a looser field is refused (ConfigurationError naming the fields) unless `allow_gate_override=True`, in which
+    case it is applied and recorded (audit record `model.gate_override`, the `gateOverride` of the facet).
     Writes: on pass, `champion` -> challenger and `previous-champion` -> old champion as a compare-and-swap
     against the aliases seen at evaluation (if the champion moved since, it aborts and says so); the decision as
     version tags (`llmops.gate`, `llmops.gate_reasons`), an audit record (`<home>/audit/audit.jsonl`) and the
     `llmopsGate` lineage facet. A rejection is a decision, not an error: the task succeeds with `promoted:
     false` unless `fail_on_reject`.
-    Emits: with `outlets=[champion_alias()]`, the asset `llmops_champion_<model>` when the champion changed.
-    Returns (XCom): promoted, champion, reasons, checks, aliases.
+    Emits: with `outlets=[champion_alias()]`, the asset `llmops_champion_<model>` when this run changed the
+    champion (on a retry too: a retry completes a promotion an earlier try left half done, see `promote_job`).
+    Returns (XCom): promoted, champion, reasons, checks, aliases, decision_id, announce, champion_event.
     """
 
-    template_fields: Sequence[str] = ("evaluation", "gate")
-    template_fields_renderers = {"gate": "json"}
+    template_fields: Sequence[str] = ("evaluation", "gate_override")
+    template_fields_renderers = {"gate_override": "json"}
     operator_extra_links = (MlflowModelVersionLink(),)
     ui_color = "#e5f6f3"
 
@@ -38,25 +46,31 @@ class PromoteModelOperator(BaseOperator):
         *,
         evaluation: Any,
         gate: dict[str, Any] | None = None,
+        gate_override: dict[str, Any] | str | None = None,
+        allow_gate_override: bool = False,
         fail_on_reject: bool = False,
         mlflow_conn_id: str | None = None,
+        store_uri: str | None = None,
+        store_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.evaluation = evaluation
         self.gate = gate or {}
+        self.gate_override = gate_override
+        self.allow_gate_override = allow_gate_override
+        self.store_uri = store_uri
+        self.store_conn_id = store_conn_id
         self.fail_on_reject = fail_on_reject
         self.mlflow_conn_id = mlflow_conn_id
         self._result: dict[str, Any] = {}
         self._tracking_uri = ""
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_llmops.core.audit import AuditTrail, default_audit_path
-        from airflow_provider_llmops.core.gate import GateSpec
         from airflow_provider_llmops.core.promote_job import promote
         from airflow_provider_llmops.errors import ConfigurationError, GateRejectedError
         from airflow_provider_llmops.links import push_links
-        from airflow_provider_llmops.operators._common import open_registry, run_info
+        from airflow_provider_llmops.operators._common import open_audit, open_registry, open_store
         from airflow_provider_llmops.settings import load_settings
 
         evaluation = self.evaluation
@@ -64,26 +78,33 @@ class PromoteModelOperator(BaseOperator):
             import json
 
             evaluation = json.loads(evaluation)
-        if not isinstance(evaluation, dict) or "challenger_version" not in evaluation:
+        if not isinstance(evaluation, dict) or "report_sha256" not in evaluation:
             raise ConfigurationError("evaluation must be the result of EvaluateModelOperator (pass its .output)")
-        try:
-            import json
-
-            spec = GateSpec.from_dict(json.loads(self.gate) if isinstance(self.gate, str) else self.gate or {})
-        except ValueError as exc:
-            raise ConfigurationError(f"invalid gate: {exc}") from None
+        resolved = _resolve(self.gate, self.gate_override, self.allow_gate_override)
+        settings = load_settings()
+        store = open_store(self.store_uri or settings.store_uri, self.store_conn_id or settings.store_conn_id)
         registry = open_registry(self.mlflow_conn_id)
         self._tracking_uri = registry.tracking_uri
-        audit = AuditTrail(default_audit_path(load_settings().home))
-        result = promote(registry=registry, audit=audit, evaluation=evaluation, spec=spec, run=run_info(context), log=self.log.info)
+        audit = open_audit(load_settings(), registry)
+        result = promote(
+            registry=registry, audit=audit, store=store, evaluation=evaluation, spec=resolved, run=_run(context),
+            log=self.log.info,
+        )
         self._result = result
         for check in result["decision"]["checks"]:
             self.log.info("%-22s %s  %s", check["name"], "pass" if check["passed"] else "FAIL", check["detail"])
         push_links(context, None, result.get("version_url"))
-        if result["promoted"] and not result.get("already_done"):
+        result["champion_event"] = None
+        if result["promoted"] and result.get("announce"):
             from airflow_provider_llmops.assets import emit_champion_event
 
-            extra = {"model": result["model_name"], "version": result["champion"], "previous": result.get("champion_before"), "action": "promote"}
+            extra = {
+                "model": result["model_name"],
+                "version": result["champion"],
+                "previous": result.get("champion_before"),
+                "action": "promote",
+                "decision_id": result["decision_id"],
+            }
             result["champion_event"] = emit_champion_event(context, result["model_name"], registry.tracking_uri, extra)
         if not result["promoted"] and self.fail_on_reject:
             raise GateRejectedError(result["model_name"], result["challenger_version"], result["reasons"])
@@ -104,3 +125,31 @@ class PromoteModelOperator(BaseOperator):
 
     def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
         return self.get_openlineage_facets_on_complete(task_instance)
+
+
+def _resolve(gate: Any, override: Any, allow: bool) -> Any:
+    """The author's gate with the run-time override merged in (see `core.gate.resolve_gate`)."""
+    import json
+
+    from airflow_provider_llmops.core.gate import GateOverrideRefused, resolve_gate
+    from airflow_provider_llmops.errors import ConfigurationError
+
+    try:
+        base = json.loads(gate) if isinstance(gate, str) else gate or {}
+        request = json.loads(override) if isinstance(override, str) and override.strip() else override or {}
+        return resolve_gate(base, request, allow_override=allow)
+    except GateOverrideRefused:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ConfigurationError(f"invalid gate: {exc}") from None
+
+
+def _run(context: Any) -> dict[str, Any]:
+    """run_info plus who triggered the DAG run (for audit records)."""
+    from airflow_provider_llmops.operators._common import run_info
+
+    run = run_info(context)
+    dag_run = context.get("dag_run") if hasattr(context, "get") else None
+    if dag_run is not None and getattr(dag_run, "triggering_user_name", None):
+        run["triggered_by"] = dag_run.triggering_user_name
+    return run

@@ -16,52 +16,87 @@ if TYPE_CHECKING:
 class RollbackModelOperator(BaseOperator):
     """Point `champion` of `model_name` back at `previous-champion`, or at `target_version` when given.
 
+    Refuses (ConfigurationError, nothing changed): a `reason` shorter than 10 characters; a target that was never
+    champion (no `llmops.promoted_at` tag, no audit record of it as champion) unless a stored evaluation of it
+    against the current champion passes the gate (`gate`, the DAG author's GateSpec fields, default GateSpec()).
     Writes: the alias change as a compare-and-swap (aborts if the aliases move meanwhile); clears
     `previous-champion` so a second rollback cannot bring the bad version back; tags the version rolled back from
     (`llmops.rolled_back`); an audit record with `reason`; the `llmopsGate` lineage facet (action rollback).
+    Complete-or-resume: a retry finishes what an earlier try of the same run left undone (tags, audit record)
+    and emits the event again (Airflow keeps the events of the successful try only).
     Emits: with `outlets=[champion_alias()]`, the asset `llmops_champion_<model>`.
-    Returns (XCom): the champion now, the version rolled back from, the aliases.
+    Returns (XCom): the champion now, the version rolled back from, the evidence, the aliases.
     """
 
     template_fields: Sequence[str] = ("model_name", "target_version", "reason")
     operator_extra_links = (MlflowModelVersionLink(),)
     ui_color = "#fdecea"
 
-    def __init__(self, *, model_name: str | None = None, target_version: str | None = None, reason: str = "", mlflow_conn_id: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        model_name: str | None = None,
+        target_version: str | None = None,
+        reason: str = "",
+        gate: dict[str, Any] | None = None,
+        mlflow_conn_id: str | None = None,
+        store_uri: str | None = None,
+        store_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.model_name = model_name
         self.target_version = target_version
         self.reason = reason
+        self.gate = gate or {}
         self.mlflow_conn_id = mlflow_conn_id
+        self.store_uri = store_uri
+        self.store_conn_id = store_conn_id
         self._result: dict[str, Any] = {}
         self._tracking_uri = ""
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_llmops.core.audit import AuditTrail, default_audit_path
+        from airflow_provider_llmops.core.gate import GateSpec
         from airflow_provider_llmops.core.promote_job import rollback
+        from airflow_provider_llmops.errors import ConfigurationError
         from airflow_provider_llmops.links import push_links
-        from airflow_provider_llmops.operators._common import open_registry, run_info
+        from airflow_provider_llmops.operators._common import open_audit, open_registry, open_store
+        from airflow_provider_llmops.operators.promote import _run
         from airflow_provider_llmops.settings import load_settings
 
         settings = load_settings()
         registry = open_registry(self.mlflow_conn_id)
         self._tracking_uri = registry.tracking_uri
         target = str(self.target_version).strip() if self.target_version not in (None, "", "None") else None
+        try:
+            spec = GateSpec.from_dict(self.gate)
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid gate: {exc}") from None
+        store = open_store(self.store_uri or settings.store_uri, self.store_conn_id or settings.store_conn_id)
         result = rollback(
             registry=registry,
-            audit=AuditTrail(default_audit_path(settings.home)),
+            audit=open_audit(settings, registry, self.model_name or settings.model_name),
             model_name=self.model_name or settings.model_name,
             target_version=target,
-            run=run_info(context),
-            reason=self.reason,
+            run=_run(context),
+            reason=str(self.reason or ""),
+            store=store,
+            spec=spec,
             log=self.log.info,
         )
         self._result = result
         push_links(context, None, result.get("version_url"))
-        if not result.get("already_done"):
+        result["champion_event"] = None
+        if result.get("announce"):
             from airflow_provider_llmops.assets import emit_champion_event
 
-            extra = {"model": result["model_name"], "version": result["champion"], "previous": result.get("rolled_back_from"), "action": "rollback"}
+            extra = {
+                "model": result["model_name"],
+                "version": result["champion"],
+                "previous": result.get("rolled_back_from"),
+                "action": "rollback",
+                "reason": result.get("reason"),
+            }
             result["champion_event"] = emit_champion_event(context, result["model_name"], registry.tracking_uri, extra)
         return result
 

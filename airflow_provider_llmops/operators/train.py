@@ -102,10 +102,9 @@ class FineTuneOperator(BaseOperator):
         return selected
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_llmops.core.audit import AuditTrail, default_audit_path
         from airflow_provider_llmops.core.train_job import train_and_register, train_key
         from airflow_provider_llmops.links import push_links
-        from airflow_provider_llmops.operators._common import open_registry, open_store, run_info
+        from airflow_provider_llmops.operators._common import open_audit, open_registry, open_store, run_info
         from airflow_provider_llmops.settings import load_settings
 
         settings = load_settings()
@@ -131,7 +130,7 @@ class FineTuneOperator(BaseOperator):
             work_dir=work_dir,
             embedding_sample=self.embedding_sample,
             log=self.log.info,
-            audit=AuditTrail(default_audit_path(settings.home)),
+            audit=open_audit(settings, registry, name),
         )
         result["task"] = config.task
         self._result = result

@@ -5,6 +5,7 @@ skipped when it is not reachable."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -223,9 +224,14 @@ def test_second_model_is_promoted_with_the_first_as_previous_champion(world: Any
 
     summary = EvaluateModelOperator(task_id="evaluate", model_name=MODEL, latency_sample=5, mlflow_conn_id=CONN_ID).execute(context={})
     assert summary["champion_version"] == "1" and summary["challenger_version"] == "2"
-    # Real metrics of two 4-step models are close to chance; raise the challenger's so the gate passes and the
-    # alias swap over HTTP is what is under test (the gate's decisions are covered on hand-made sets in test_gate).
-    boosted = {**summary, "challenger": {**summary["challenger"], "macro_f1": 0.9, "accuracy": 0.9, "ece": 0.0}}
+    # Real metrics of two 4-step models are close to chance; raise the challenger's in the stored report (the gate
+    # judges the stored report, never XCom metrics) and hand over its new hash, so the gate passes and the alias
+    # swap over HTTP is what is under test (the gate's decisions are covered on hand-made sets in test_gate).
+    report_path = Path(urlparse(summary["report_uri"]).path)
+    report = json.loads(report_path.read_bytes())
+    report["summary"]["challenger"].update(macro_f1=0.9, accuracy=0.9, ece=0.0)
+    report_path.write_text(json.dumps(report))
+    boosted = {**summary, "report_sha256": hashlib.sha256(report_path.read_bytes()).hexdigest()}
     promote = PromoteModelOperator(task_id="promote", evaluation=boosted, gate=LENIENT, mlflow_conn_id=CONN_ID)
     promoted = promote.execute(context={})
     assert promoted["promoted"] is True and promoted["champion_before"] == "1"

@@ -1,9 +1,11 @@
 """The model lifecycle for real, without the Airflow DB: fine-tuning all-MiniLM-L6-v2 on small slices, a real MLflow
-tracking/registry store (SQLite) with local artifacts, evaluation, the gate's alias swap, retry idempotency,
-compare-and-swap aborts, rollback, the audit chain and the lineage facets."""
+tracking/registry store (SQLite) with local artifacts, evaluation, the gate's alias swap on the stored and
+hash-checked evaluation, retry idempotency, compare-and-swap aborts, rollback, the audit chain and the lineage
+facets."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,9 @@ from openlineage.client.serde import Serde
 
 from airflow_provider_llmops.core.audit import default_audit_path, verify
 from airflow_provider_llmops.core.registry import CHALLENGER, CHAMPION, PREVIOUS, AliasConflict
+from airflow_provider_llmops.core.evaluate_job import EvaluationIntegrityError
 from airflow_provider_llmops.errors import ConfigurationError
+from airflow_provider_llmops.resources import sample_data_dir
 from airflow_provider_llmops.operators._common import open_registry
 from airflow_provider_llmops.operators.evaluate import EvaluateModelOperator
 from airflow_provider_llmops.operators.promote import PromoteModelOperator
@@ -43,8 +47,13 @@ def _facet_ok(facet: Any, name: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, sample_dir: Path) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("lifecycle")
-    with model_world(root, sample_dir) as snapshots:
-        yield {"root": root, "snapshots": snapshots, "home": root / "home"}
+    mp = pytest.MonkeyPatch()
+    mp.setenv("AIRFLOW__LLMOPS__GOLDEN_SETS", json.dumps({MODEL: str(sample_data_dir() / "golden.jsonl")}))  # golden sets are per model
+    try:
+        with model_world(root, sample_dir) as snapshots:
+            yield {"root": root, "snapshots": snapshots, "home": root / "home"}
+    finally:
+        mp.undo()
 
 
 def _train(world: dict[str, Any], run_id: str, snapshots: list[str], max_steps: int = 6) -> tuple[FineTuneOperator, dict[str, Any], dict[str, Any]]:
@@ -78,9 +87,24 @@ def test_first_model_is_registered_evaluated_and_promoted(world: dict[str, Any])
     summary = evaluate.execute(context={})
     assert summary["champion_version"] is None and summary["challenger_version"] == "1"
     assert set(summary["eval_set"]["parts"]) == {f"heldout:tickets/{world['snapshots']['ref'][:12]}", "golden"}
-    for metric in ("accuracy", "macro_f1", "ece", "fairness_gap", "latency_p50_ms", "latency_p95_ms"):
-        assert summary["challenger"][metric] is not None
-    report = json.loads(_local(summary["report_uri"]).read_text())
+    for metric in ("accuracy", "macro_f1", "ece", "latency_p50_ms", "latency_p95_ms"):
+        assert isinstance(summary["challenger"][metric], float) and summary["challenger"][metric] >= 0.0
+    # fairness is measured exactly when some group column has two values with >= 30 rows in the frozen set; when
+    # it is not, the gap is None with a reason, never a silent 0.0
+    import pyarrow.parquet as pq
+
+    frozen = pq.read_table(_local(summary["report_uri"]).with_name("eval_set.parquet")).to_pylist()
+    columns = [c for c in ("region", "language", "channel") if frozen and c in frozen[0]]
+    measurable = any(sum(1 for v in {r[c] for r in frozen} if sum(1 for r in frozen if r[c] == v) >= 30) >= 2 for c in columns)
+    assert summary["challenger"]["fairness_measured"] is measurable
+    if measurable:
+        assert 0.0 <= summary["challenger"]["fairness_gap"] <= 1.0
+    else:
+        assert summary["challenger"]["fairness_gap"] is None and "min_group_size=30" in summary["challenger"]["fairness_reason"]
+    raw = _local(summary["report_uri"]).read_bytes()
+    report = json.loads(raw)
+    assert hashlib.sha256(raw).hexdigest() == summary["report_sha256"]
+    assert registry.get_version(MODEL, "1").tags["llmops.evaluation_sha256"] == summary["report_sha256"]
     assert report["summary"]["key"] == summary["key"] and _local(summary["html_uri"]).is_file()
     assert evaluate.execute(context={})["key"] == summary["key"]  # the committed evaluation is reused
     _facet_ok(evaluate.get_openlineage_facets_on_complete(None).run_facets["llmopsEvaluation"], "LlmopsEvaluationRunFacet")
@@ -95,10 +119,11 @@ def test_first_model_is_registered_evaluated_and_promoted(world: dict[str, Any])
     assert promoted["promoted"] is True and promoted["first_model"] is True
     assert registry.aliases(MODEL) == {CHAMPION: "1"}
     again = promote.execute(context={})  # a retry after success changes nothing
-    assert again["promoted"] is True and again["already_done"] is True
-    # the whole dag run cleared and re-run: evaluate now sees v1 as both champion and challenger
-    rerun = PromoteModelOperator(task_id="promote", evaluation={**summary, "champion_version": "1", "champion": summary["challenger"]}, gate=LENIENT).execute(context={})
-    assert rerun["already_done"] is True and registry.get_version(MODEL, "1").tags["llmops.gate"] == "passed"
+    assert again["promoted"] is True and again["already_done"] is True and again["decision_id"] == promoted["decision_id"]
+    # metrics forged in the XCom are never judged: the gate reads the stored report
+    forged = PromoteModelOperator(task_id="promote", evaluation={**summary, "champion_version": "1", "champion": summary["challenger"]}, gate=LENIENT).execute(context={})
+    assert forged["already_done"] is True and forged["champion_before"] is None and forged["decision_id"] == promoted["decision_id"]
+    assert registry.get_version(MODEL, "1").tags["llmops.gate"] == "passed"
     gate = _facet_ok(promote.get_openlineage_facets_on_complete(None).run_facets["llmopsGate"], "LlmopsGateRunFacet")
     assert gate["action"] == "promote" and gate["passed"] is True
 
@@ -122,9 +147,17 @@ def test_promotion_aborts_when_the_champion_moved_after_evaluation(world: dict[s
     summary = EvaluateModelOperator(task_id="evaluate", model_name=MODEL, challenger_version="2", latency_sample=5).execute(context={})
     parts = {f"heldout:tickets/{world['snapshots'][name][:12]}" for name in ("ref", "drift")} | {"golden"}
     assert summary["champion_version"] == "1" and set(summary["eval_set"]["parts"]) == parts
-    # Real metrics of two 6-step models are close to chance; raise the challenger's so the gate passes and the
-    # compare-and-swap is what is under test (the gate's decisions are covered on hand-made sets in test_gate).
-    boosted = {**summary, "challenger": {**summary["challenger"], "macro_f1": 0.9, "accuracy": 0.9, "ece": 0.0}}
+    # Real metrics of two 6-step models are close to chance; raise the challenger's in the stored report so the gate
+    # passes and the compare-and-swap is what is under test (the gate's decisions are covered in test_gate). A
+    # report changed after evaluation is refused until its hash is the one handed over.
+    path = _local(summary["report_uri"])
+    report = json.loads(path.read_bytes())
+    report["summary"]["challenger"].update(macro_f1=0.9, accuracy=0.9, ece=0.0)
+    path.write_text(json.dumps(report))
+    with pytest.raises(EvaluationIntegrityError, match="does not match its hash"):
+        PromoteModelOperator(task_id="promote", evaluation=summary, gate=LENIENT).execute(context={})
+    assert registry.alias(MODEL, CHAMPION) == "1"
+    boosted = {**summary, "report_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     registry.client.set_registered_model_alias(MODEL, CHAMPION, "2")  # someone else promoted meanwhile
     with pytest.raises(AliasConflict, match="champion expected 1 but is 2"):
         PromoteModelOperator(task_id="promote", evaluation=boosted, gate=LENIENT).execute(context={})
@@ -146,9 +179,12 @@ def test_rollback_restores_the_previous_champion_once(world: dict[str, Any]):
     assert "llmops.rolled_back" in registry.get_version(MODEL, "2").tags
     gate = _facet_ok(op.get_openlineage_facets_on_complete(None).run_facets["llmopsGate"], "LlmopsGateRunFacet")
     assert gate["action"] == "rollback" and gate["version"] == "1"
+    with pytest.raises(ConfigurationError, match="reason of at least 10 characters"):
+        RollbackModelOperator(task_id="rollback", model_name=MODEL, reason="oops").execute(context={})
     with pytest.raises(ConfigurationError, match="no 'previous-champion'"):
-        RollbackModelOperator(task_id="rollback", model_name=MODEL).execute(context={})
-    forward = RollbackModelOperator(task_id="rollback", model_name=MODEL, target_version="2", reason="fixed").execute(context={})
+        RollbackModelOperator(task_id="rollback", model_name=MODEL, reason="roll back once more").execute(context={})
+    forward = RollbackModelOperator(task_id="rollback", model_name=MODEL, target_version="2", reason="fixed upstream outage").execute(context={})
+    assert forward["evidence"]["kind"] == "was_champion"
     assert forward["champion"] == "2" and registry.alias(MODEL, CHAMPION) == "2"
 
 

@@ -122,7 +122,7 @@ def test_empty_inputs_have_no_nan():
     assert E.latency_summary([]) == {"p50_ms": None, "p95_ms": None, "mean_ms": None, "n": 0}
     g = E.group_gap([], [], {"region": []}, LABELS)
     _no_nan(g)
-    assert g["gap"] == 0.0 and g["worst_column"] is None
+    assert g["gap"] is None and g["measured"] is False and g["worst_column"] is None
 
 
 def test_single_class():
@@ -178,7 +178,9 @@ def test_group_gap_skips_small_groups():
 
 def test_group_gap_no_eligible_pairs_and_validation():
     g = E.group_gap(["a"] * 10, ["a"] * 10, {"region": ["EU"] * 5 + ["US"] * 5}, ["a", "b"], min_group_size=30)
-    assert g["gap"] == 0.0 and g["worst_column"] is None
+    # not measurable is not "perfectly fair": no 0.0, a flag and the reason instead
+    assert g["gap"] is None and g["measured"] is False and g["worst_column"] is None
+    assert g["reason"] == "no group column has two groups of at least min_group_size=30 rows (region: 0 group(s) of >= 30 rows (largest 5))"
     assert g["columns"]["region"] == {"groups": {}, "skipped": {"EU": 5, "US": 5}, "gap": None}
     missing = E.group_gap(["a"] * 4, ["a"] * 4, {"region": [None, float("nan"), "EU", "EU"]}, ["a"], min_group_size=1)
     assert set(missing["columns"]["region"]["groups"]) == {E.MISSING_GROUP, "EU"}
@@ -197,3 +199,9 @@ def test_latency_summary():
     assert all(type(v) is float for k, v in s.items() if k != "n")
     with pytest.raises(ValueError):
         E.latency_summary([0.1, math.nan])
+
+
+def test_group_gap_measured_flag_when_two_groups_are_large_enough():
+    g = E.group_gap(["a"] * 4 + ["b"] * 4, ["a"] * 4 + ["a"] * 4, {"region": ["EU"] * 4 + ["US"] * 4}, ["a", "b"], min_group_size=4)
+    assert g["measured"] is True and g["reason"] is None and g["gap"] == 1.0 and g["worst_column"] == "region"
+    assert E.unmeasured_reason({}, 30) == "the evaluation set has no group column (region, language, channel)"

@@ -6,7 +6,17 @@ import json
 
 import pytest
 
-from airflow_provider_llmops.core.gate import LOWER_IS_BETTER, GateDecision, GateSpec, decide
+from airflow_provider_llmops.core.gate import (
+    LOWER_IS_BETTER,
+    GateDecision,
+    GateOverrideRefused,
+    GateSpec,
+    decide,
+    is_stricter_or_equal,
+    loosenings,
+    merge_gate,
+    resolve_gate,
+)
 
 CHAMPION = {"accuracy": 0.85, "macro_f1": 0.80, "ece": 0.05, "fairness_gap": 0.10, "latency_p95_ms": 40.0}
 
@@ -192,3 +202,99 @@ def test_spec_is_frozen_and_copies_mappings():
     assert spec.guards == {"accuracy": 0.01}
     with pytest.raises(AttributeError):
         spec.primary = "accuracy"  # type: ignore[misc]
+
+
+# ---- fairness that cannot be measured ---------------------------------------------------------------------------
+
+UNMEASURED = {"fairness_gap": None, "fairness_measured": False, "fairness_reason": "no group column has two groups of at least 30 rows"}
+
+
+def test_unmeasured_fairness_passes_by_default_with_a_note():
+    d = decide(challenger(**UNMEASURED), CHAMPION, GateSpec())
+    c = check(d, "fairness")
+    assert d.passed and c["passed"] is True and c["value"] is None and c["measured"] is False
+    assert c["detail"] == "fairness not measured (no group column has two groups of at least 30 rows); rule fairness_unmeasured='pass' passes it"
+
+
+def test_unmeasured_fairness_fails_when_the_rule_says_so():
+    d = decide(challenger(**UNMEASURED), None, GateSpec(fairness_unmeasured="fail"))
+    assert not d.passed and failed(d) == ["fairness"] and d.reasons[0].startswith("fairness not measured (")
+
+
+def test_unmeasured_fairness_is_never_read_as_zero():
+    # a report that says "not measured" but carries a 0.0 gap is still not measured
+    d = decide(challenger(fairness_gap=0.0, fairness_measured=False), None, GateSpec(fairness_unmeasured="fail"))
+    assert not d.passed and check(d, "fairness")["value"] is None
+    with pytest.raises(ValueError, match="fairness_unmeasured"):
+        GateSpec(fairness_unmeasured="maybe")
+
+
+# ---- "is stricter", per field ----------------------------------------------------------------------------------
+
+BASE = GateSpec(min_abs_improvement=0.01, min_rel_improvement=0.02, max_latency_p95_ms=100.0, floors={"macro_f1": 0.5, "ece": 0.1})
+
+
+def fields_loosened(**changes) -> list[str]:
+    return [c["field"] for c in loosenings(BASE, merge_gate(BASE, changes))]
+
+
+@pytest.mark.parametrize(
+    ("changes", "looser"),
+    [
+        ({"primary": "accuracy"}, ["primary"]),
+        ({"min_abs_improvement": 0.0}, ["min_abs_improvement"]),
+        ({"min_abs_improvement": 0.05}, []),
+        ({"min_rel_improvement": 0.01}, ["min_rel_improvement"]),
+        ({"min_rel_improvement": 0.5}, []),
+        ({"guards": {"accuracy": 0.05}}, ["guards.accuracy"]),
+        ({"guards": {"accuracy": 0.001}}, []),
+        ({"guards": {"ece": None}}, ["guards.ece"]),
+        ({"guards": {"loss": 0.1}}, []),
+        ({"floors": {"macro_f1": 0.4}}, ["floors.macro_f1"]),
+        ({"floors": {"macro_f1": 0.6}}, []),
+        ({"floors": {"ece": 0.2}}, ["floors.ece"]),  # a ceiling: higher is looser
+        ({"floors": {"ece": 0.05}}, []),
+        ({"floors": {"macro_f1": None}}, ["floors.macro_f1"]),
+        ({"floors": {"accuracy": 0.7}}, []),
+        ({"max_fairness_gap": 0.3}, ["max_fairness_gap"]),
+        ({"max_fairness_gap": None}, ["max_fairness_gap"]),
+        ({"max_fairness_gap": 0.1}, []),
+        ({"max_latency_p95_ms": 150.0}, ["max_latency_p95_ms"]),
+        ({"max_latency_p95_ms": None}, ["max_latency_p95_ms"]),
+        ({"max_latency_p95_ms": 50.0}, []),
+        ({"fairness_unmeasured": "fail"}, []),
+        ({}, []),
+    ],
+)
+def test_loosenings_per_field(changes, looser):
+    assert fields_loosened(**changes) == looser
+    assert is_stricter_or_equal(BASE, merge_gate(BASE, changes)) is (looser == [])
+
+
+def test_new_bounds_are_stricter_and_unmeasured_pass_after_fail_is_looser():
+    unbounded = GateSpec(max_fairness_gap=None, max_latency_p95_ms=None, fairness_unmeasured="fail")
+    assert loosenings(unbounded, merge_gate(unbounded, {"max_fairness_gap": 0.2, "max_latency_p95_ms": 10})) == []
+    assert loosenings(unbounded, merge_gate(unbounded, {"fairness_unmeasured": "pass"})) == [{"field": "fairness_unmeasured", "from": "fail", "to": "pass"}]
+
+
+def test_several_loosened_fields_are_all_listed_and_refused():
+    with pytest.raises(GateOverrideRefused) as refused:
+        resolve_gate(BASE, {"floors": {"macro_f1": 0.0}, "max_fairness_gap": None, "guards": {"accuracy": 0.02}})
+    assert [c["field"] for c in refused.value.loosened] == ["guards.accuracy", "floors.macro_f1", "max_fairness_gap"]
+    assert "floors.macro_f1 0.5 -> 0.0" in str(refused.value) and "max_fairness_gap 0.25 -> None" in str(refused.value)
+
+
+def test_allowed_override_is_applied_and_reported():
+    resolved = resolve_gate(BASE, {"floors": {"macro_f1": 0.0}, "min_abs_improvement": 0.1}, allow_override=True)
+    assert resolved.spec.floors == {"macro_f1": 0.0, "ece": 0.1} and resolved.spec.min_abs_improvement == 0.1
+    assert resolved.loosened == [{"field": "floors.macro_f1", "from": 0.5, "to": 0.0}]
+    assert {c["field"] for c in resolved.changed} == {"floors.macro_f1", "min_abs_improvement"}
+
+
+def test_merge_rejects_unknown_keys_and_bad_values():
+    with pytest.raises(ValueError, match="unknown GateSpec key"):
+        merge_gate(BASE, {"floor": {}})
+    with pytest.raises(ValueError, match="must be a mapping"):
+        merge_gate(BASE, {"guards": 0.1})
+    with pytest.raises(ValueError, match="must be >= 0"):
+        merge_gate(BASE, {"min_abs_improvement": -1})

@@ -76,6 +76,9 @@ def test_same_seed_same_training(rows: list[dict], tiny_bert: Path, tmp_path: Pa
     record = json.loads((tmp_path / "a" / "training.json").read_text())
     assert record["stopped_by"] == "completed" and record["split"]["validation_ids_sha256"] == first.split["validation_ids_sha256"]
     classifier = load_classifier(tmp_path / "a")
+    # inference truncates as training did (evaluation and drift load the model this way), unless told otherwise
+    assert record["config"]["max_length"] == first.config["max_length"] == classifier.max_length != 128
+    assert load_classifier(tmp_path / "a", max_length=96).max_length == 96
     predictions = classifier.predict([r["text"] for r in rows[:5]])
     assert len(predictions) == 5 and set(predictions) <= set(first.labels)
     assert len(classifier.latencies([r["text"] for r in rows[:4]], warmup=1)) == 4
