@@ -1,7 +1,13 @@
-"""Ingest a source blob: parse, normalise, deduplicate, quarantine, and commit a content-addressed snapshot."""
+"""Ingest a source blob: parse, normalise, deduplicate, quarantine, and commit a content-addressed snapshot.
+
+Whatever the bytes, every row read is either accepted or quarantined with a reason code, and the snapshot commits;
+only a source unusable as a whole raises (`SourceError`). The parser counts the rows it reads on its own, and
+`build_batch` checks that count against the two outcomes before anything is committed (`IngestCountError`).
+"""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -18,6 +24,11 @@ from airflow_provider_llmops.core.store import DatasetStore, SnapshotRef, check_
 from airflow_provider_llmops.errors import SourceError
 
 
+class IngestCountError(RuntimeError):
+    """Internal error: the rows the parser read do not add up to accepted + quarantined (a bug, never the data's
+    fault); raised before anything is committed."""
+
+
 @dataclass
 class Batch:
     """The outcome of reading one source: accepted canonical records and quarantined rows, in source order."""
@@ -26,12 +37,9 @@ class Batch:
     quarantine: list[dict[str, Any]]
     columns: list[str]  # canonical output columns, in order
     source_columns: list[str]
+    rows_read: int  # counted by the parser as it read the source, not derived from the outcomes
     blank_lines: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def rows_read(self) -> int:
-        return len(self.records) + len(self.quarantine)
 
     def snapshot_id(self) -> str:
         """sha256 of the normalised content: schema version, columns, accepted records and quarantined rows."""
@@ -46,7 +54,20 @@ class Batch:
         return digest.hexdigest()[:32]
 
 
+def _utf8_safe(text: str) -> str:
+    """`text` unchanged when it has a UTF-8 form, else with its lone surrogates backslash-escaped."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def build_batch(blob: SourceBlob, mapping: R.ColumnMapping, max_row_bytes: int) -> Batch:
+    """Parse `blob` and give every row read one outcome: accepted (normalised, first of its id) or quarantined
+    with a reason code. Raises `SourceError` for a source unusable as a whole, `IngestCountError` on a bug."""
     parsed = parse(blob.data, blob.file_format, max_row_bytes, blob.uri)
     if blob.file_format in ("csv", "parquet"):
         missing = mapping.missing_required(parsed.columns)
@@ -56,7 +77,14 @@ def build_batch(blob: SourceBlob, mapping: R.ColumnMapping, max_row_bytes: int) 
                 f"has no column for {missing} after mapping; columns present: {parsed.columns} "
                 f"(map them with column_map, e.g. {{'body': 'text'}})",
             )
-    if not parsed.rows:
+        colliding = mapping.colliding(parsed.columns)
+        if colliding:
+            target, sources = next(iter(colliding.items()))
+            raise SourceError(
+                blob.uri,
+                f"has several columns for {target!r} after mapping: {sources}; map only one of them (column_map)",
+            )
+    if parsed.rows_read == 0:
         raise SourceError(blob.uri, "is empty (0 rows)")
     records: list[dict[str, str | None]] = []
     quarantine: list[dict[str, Any]] = []
@@ -64,7 +92,14 @@ def build_batch(blob: SourceBlob, mapping: R.ColumnMapping, max_row_bytes: int) 
     columns: dict[str, None] = dict.fromkeys(R.CANONICAL_COLUMNS)
 
     def reject(line: int, reason: str, detail: str, raw: str, raw_base64: str | None = None) -> None:
-        entry: dict[str, Any] = {"line": line, "reason": reason, "detail": detail, "raw": raw}
+        safe_raw = _utf8_safe(raw)
+        if safe_raw is not raw and raw_base64 is None:  # keep the exact bytes when the text had to be escaped
+            try:
+                raw_bytes = raw.encode("utf-8", "surrogateescape")  # undecodable source bytes
+            except UnicodeEncodeError:
+                raw_bytes = raw.encode("utf-8", "surrogatepass")
+            raw_base64 = base64.b64encode(raw_bytes).decode("ascii")
+        entry: dict[str, Any] = {"line": line, "reason": reason, "detail": _utf8_safe(detail), "raw": safe_raw}
         if raw_base64 is not None:
             entry["raw_base64"] = raw_base64
         quarantine.append(entry)
@@ -79,6 +114,10 @@ def build_batch(blob: SourceBlob, mapping: R.ColumnMapping, max_row_bytes: int) 
         except R.RowRejected as exc:
             reject(row.line, exc.reason, exc.detail, row.raw)
             continue
+        except Exception as exc:  # noqa: BLE001 - a row must never fail the batch; the detail names the error
+            detail = f"unexpected error reading the row: {type(exc).__name__}: {str(exc)[:200]}"
+            reject(row.line, R.MALFORMED, detail, row.raw)
+            continue
         record_id = str(record[R.ID])
         if record_id in first_seen:
             reject(row.line, R.DUPLICATE_ID, f"id {record_id!r} was first seen on line {first_seen[record_id]}", row.raw)
@@ -90,8 +129,13 @@ def build_batch(blob: SourceBlob, mapping: R.ColumnMapping, max_row_bytes: int) 
     for record in records:
         for column in ordered:
             record.setdefault(column, None)
+    if len(records) + len(quarantine) != parsed.rows_read:
+        raise IngestCountError(
+            f"{blob.uri}: {parsed.rows_read} rows read but {len(records)} accepted + {len(quarantine)} quarantined; "
+            "this is a bug in airflow-provider-llmops, please report it (nothing was committed)"
+        )
     reasons = dict(sorted(Counter(entry["reason"] for entry in quarantine).items()))
-    return Batch(records, quarantine, ordered, parsed.columns, parsed.blank_lines, reasons)
+    return Batch(records, quarantine, ordered, parsed.columns, parsed.rows_read, parsed.blank_lines, reasons)
 
 
 def records_to_parquet(records: list[dict[str, str | None]], columns: list[str]) -> bytes:
@@ -112,8 +156,21 @@ def records_to_parquet(records: list[dict[str, str | None]], columns: list[str])
     return sink.getvalue()
 
 
+# Characters str.splitlines() breaks a line at that json.dumps(ensure_ascii=False) leaves unescaped
+_LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def _one_line(text: str) -> str:
+    if text.isascii():
+        return text
+    for char, escape in _LINE_BREAKS.items():
+        text = text.replace(char, escape)
+    return text
+
+
 def quarantine_to_jsonl(entries: list[dict[str, Any]]) -> bytes:
-    return "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries).encode("utf-8")
+    """One JSON object per line; U+0085/U+2028/U+2029 escaped so any line reader keeps each entry whole."""
+    return "".join(_one_line(json.dumps(e, ensure_ascii=False)) + "\n" for e in entries).encode("utf-8")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,10 @@
 
 JSONL: one physical line is one row; blank lines are skipped and counted. CSV: the first record is the header; a
 row spans the physical lines of its record (quoted newlines included). Parquet: row N is the N-th row, from 1.
+
+Each parser counts the rows it meets (`ParsedSource.rows_read`) as it reads them, apart from the outcome it gives
+each row, so ingest can check that every row read got exactly one outcome. Whatever the bytes, a parser raises
+nothing but `SourceError`, and only for a source unusable as a whole; a bad row becomes a `RawRow` with a reason.
 """
 
 from __future__ import annotations
@@ -31,7 +35,48 @@ class RawRow:
 class ParsedSource:
     columns: list[str]  # source columns (header for CSV/Parquet, union of keys for JSONL)
     rows: list[RawRow]
+    rows_read: int  # rows met while reading (JSONL: non-blank lines, CSV: records, Parquet: the file's row count)
     blank_lines: int = 0
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key that appears twice (json.loads would silently keep the last)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        duplicate = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise _DuplicateKey(f"key {R.show(duplicate)} appears twice in one object")
+    return obj
+
+
+_JSON = json.JSONDecoder(object_pairs_hook=_unique_keys)
+
+
+def _json_row(line: int, text: str) -> RawRow:
+    """One JSONL line as a row, or as a malformed row saying why (never raises)."""
+    try:
+        value = _JSON.decode(text)
+    except json.JSONDecodeError as exc:
+        return RawRow(line=line, raw=text, reason=R.MALFORMED, detail=f"invalid JSON: {exc.msg} at column {exc.colno}")
+    except _DuplicateKey as exc:
+        return RawRow(line=line, raw=text, reason=R.MALFORMED, detail=f"invalid JSON row: {exc}")
+    except ValueError as exc:  # an integer past the int<->str digit limit (sys.get_int_max_str_digits)
+        return RawRow(line=line, raw=text, reason=R.MALFORMED, detail=f"unreadable JSON number: {exc}")
+    except RecursionError:
+        return RawRow(line=line, raw=text, reason=R.MALFORMED, detail="invalid JSON row: values nested too deeply")
+    if not isinstance(value, dict):
+        detail = f"a row must be a JSON object, got {type(value).__name__}"
+        return RawRow(line=line, raw=text, reason=R.MALFORMED, detail=detail)
+    return RawRow(line=line, raw=text, row=value)
+
+
+def _printable_name(name: str) -> str:
+    """A column name that can be written as UTF-8 (lone surrogates, e.g. from a JSON escape, are backslashed)."""
+    return name if name.isascii() else name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _undecodable(line_no: int, data: bytes, exc: UnicodeDecodeError) -> RawRow:
@@ -52,6 +97,7 @@ def parse_jsonl(data: bytes, max_row_bytes: int) -> ParsedSource:
     rows: list[RawRow] = []
     columns: dict[str, None] = {}
     blank = 0
+    read = 0
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     for index, chunk in enumerate(data.split(b"\n"), start=1):
@@ -59,6 +105,7 @@ def parse_jsonl(data: bytes, max_row_bytes: int) -> ParsedSource:
         if not chunk.strip():
             blank += 1
             continue
+        read += 1
         try:
             text = chunk.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -67,20 +114,15 @@ def parse_jsonl(data: bytes, max_row_bytes: int) -> ParsedSource:
         if len(chunk) > max_row_bytes:
             rows.append(_oversized(index, text, len(chunk), max_row_bytes))
             continue
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            rows.append(RawRow(line=index, raw=text, reason=R.MALFORMED, detail=f"invalid JSON: {exc.msg} at column {exc.colno}"))
-            continue
-        if not isinstance(value, dict):
-            rows.append(RawRow(line=index, raw=text, reason=R.MALFORMED, detail=f"a row must be a JSON object, got {type(value).__name__}"))
-            continue
-        columns.update(dict.fromkeys(value))
-        rows.append(RawRow(line=index, raw=text, row=value))
+        row = _json_row(index, text)
+        if row.row is not None:
+            columns.update(dict.fromkeys(row.row))
+        rows.append(row)
     # a trailing newline yields one empty last chunk, which is not a blank line of the file
     if data.endswith(b"\n"):
         blank -= 1
-    return ParsedSource(columns=list(columns), rows=rows, blank_lines=max(blank, 0))
+    names = [_printable_name(c) for c in columns]
+    return ParsedSource(columns=names, rows=rows, rows_read=read, blank_lines=max(blank, 0))
 
 
 def _has_surrogates(value: str) -> bool:
@@ -103,31 +145,29 @@ def parse_csv(data: bytes, max_row_bytes: int, source: str) -> ParsedSource:
     if _has_surrogates("".join(header)):
         raise SourceError(source, "has a CSV header that is not valid UTF-8")
     header = [h.strip() for h in header]
-    duplicated = sorted({h for h in header if header.count(h) > 1})
+    duplicated = sorted({h for h in header if h and header.count(h) > 1})  # unnamed columns are not kept anyway
     if duplicated:
         raise SourceError(source, f"has duplicate CSV columns {duplicated}")
     rows: list[RawRow] = []
     blank = 0
+    read = 0
     previous_end = reader.line_num
     while True:
         start = previous_end + 1
+        error: csv.Error | None = None
         try:
             fields = next(reader)
         except StopIteration:
             break
         except csv.Error as exc:
-            end = reader.line_num
-            raw = "".join(lines[start - 1 : end]).rstrip("\r\n")
-            reason = R.OVERSIZED if "field larger" in str(exc) else R.MALFORMED
-            rows.append(RawRow(line=start, raw=raw, reason=reason, detail=f"CSV error: {exc}"))
-            previous_end = end
-            continue
+            error, fields = exc, []
         end = reader.line_num
         previous_end = end
         raw = "".join(lines[start - 1 : end]).rstrip("\r\n")
-        if not fields or (len(fields) == 1 and not fields[0].strip()):
+        if error is None and (not fields or (len(fields) == 1 and not fields[0].strip())):
             blank += 1
             continue
+        read += 1
         raw_bytes = raw.encode("utf-8", errors="surrogateescape")
         if _has_surrogates(raw):
             try:
@@ -135,6 +175,10 @@ def parse_csv(data: bytes, max_row_bytes: int, source: str) -> ParsedSource:
             except UnicodeDecodeError as exc:
                 rows.append(_undecodable(start, raw_bytes, exc))
                 continue
+        if error is not None:
+            reason = R.OVERSIZED if "field larger" in str(error) else R.MALFORMED
+            rows.append(RawRow(line=start, raw=raw, reason=reason, detail=f"CSV error: {error}"))
+            continue
         if len(raw_bytes) > max_row_bytes:
             rows.append(_oversized(start, raw, len(raw_bytes), max_row_bytes))
             continue
@@ -142,7 +186,7 @@ def parse_csv(data: bytes, max_row_bytes: int, source: str) -> ParsedSource:
             rows.append(RawRow(line=start, raw=raw, reason=R.MALFORMED, detail=f"expected {len(header)} CSV fields, got {len(fields)}"))
             continue
         rows.append(RawRow(line=start, raw=raw, row=dict(zip(header, fields))))
-    return ParsedSource(columns=header, rows=rows, blank_lines=blank)
+    return ParsedSource(columns=header, rows=rows, rows_read=read, blank_lines=blank)
 
 
 def parse_parquet(data: bytes, max_row_bytes: int, source: str) -> ParsedSource:
@@ -150,18 +194,42 @@ def parse_parquet(data: bytes, max_row_bytes: int, source: str) -> ParsedSource:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(io.BytesIO(data))
-    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
-        raise SourceError(source, f"is not a readable Parquet file: {exc}") from None
+        table = pq.ParquetFile(io.BytesIO(data)).read()  # not read_table: its dataset layer fails on duplicate names
+    except Exception as exc:  # noqa: BLE001 - a corrupt file raises ArrowInvalid, OSError, ValueError, IndexError...
+        raise SourceError(source, f"is not a readable Parquet file: {type(exc).__name__}: {exc}") from None
+    names = [str(n) for n in table.column_names]
+    duplicated = sorted({n for n in names if n and names.count(n) > 1})  # unnamed columns are not kept anyway
+    if duplicated:
+        raise SourceError(source, f"has duplicate Parquet columns {[_printable_name(n) for n in duplicated]}")
+    values = [_column_values(column, pa) for column in table.columns]
     rows: list[RawRow] = []
-    for index, row in enumerate(table.to_pylist(), start=1):
+    for index, cells in enumerate(zip(*values), start=1):
+        row = dict(zip(names, cells))
         raw = json.dumps(row, ensure_ascii=False, default=str)
         size = len(raw.encode("utf-8"))
         if size > max_row_bytes:
             rows.append(_oversized(index, raw, size, max_row_bytes))
         else:
             rows.append(RawRow(line=index, raw=raw, row=row))
-    return ParsedSource(columns=list(table.column_names), rows=rows)
+    return ParsedSource(columns=names, rows=rows, rows_read=table.num_rows)
+
+
+def _column_values(column: Any, pa: Any) -> list[Any]:
+    """A Parquet column as Python values; a cell Python cannot hold (a date past year 9999, a string that is not
+    UTF-8) becomes `records.Unreadable`, so only the rows that use it are rejected."""
+    try:
+        return column.to_pylist()
+    except Exception:  # noqa: BLE001 - fall back to cell by cell, to find which cells fail
+        pass
+    cells: list[Any] = []
+    for index in range(len(column)):
+        try:
+            cells.append(column[index].as_py())
+        except UnicodeDecodeError as exc:
+            cells.append(R.Unreadable(R.INVALID_UTF8, f"{column.type} value is not valid UTF-8 ({exc.reason})"))
+        except (ValueError, OverflowError, ArithmeticError, pa.ArrowException) as exc:
+            cells.append(R.Unreadable(R.WRONG_TYPE, f"{column.type} value cannot be read: {exc}"))
+    return cells
 
 
 def parse(data: bytes, file_format: str, max_row_bytes: int, source: str) -> ParsedSource:

@@ -243,7 +243,7 @@ class DatasetStore:
 
     def read_quarantine(self, dataset: str, snapshot_id: str) -> list[dict[str, Any]]:
         raw = self._backend.get(f"{self._require(dataset, snapshot_id)}/{QUARANTINE_FILE}")
-        return [json.loads(line) for line in raw.decode("utf-8").splitlines() if line]
+        return [json.loads(line) for line in raw.decode("utf-8").split("\n") if line]
 
     def write_beside(self, dataset: str, snapshot_id: str, name: str, data: bytes) -> str:
         """Store (or atomically replace) a report file beside a committed snapshot; returns its URI."""
