@@ -222,6 +222,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if failures == 0 else 1
 
 
+def _champion_metrics(tags: dict[str, str]) -> str:
+    """The overall `llmops.eval.*` tags of a version for one line: numbers to 4 decimals, anything else (a flag
+    such as `fairness_measured`, an unmeasured `None`) as it is."""
+    prefix = "llmops.eval."
+    metrics = {k[len(prefix) :]: v for k, v in tags.items() if k.startswith(prefix) and "." not in k[len(prefix) :]}
+
+    def show(value: str) -> str:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return str(value)
+        return f"{number:.4f}"
+
+    return ", ".join(f"{k} {show(v)}" for k, v in sorted(metrics.items()))
+
+
 def _print_champion(model_name: str, drift: dict[str, Any]) -> None:
     from airflow_provider_llmops.operators._common import open_registry
 
@@ -231,8 +247,7 @@ def _print_champion(model_name: str, drift: dict[str, Any]) -> None:
         print(f"champion      {model_name}: none")
         return
     version = registry.get_version(model_name, aliases["champion"])
-    metrics = {k[len("llmops.eval."):]: v for k, v in version.tags.items() if k.startswith("llmops.eval.") and "." not in k[len("llmops.eval."):]}
-    shown = ", ".join(f"{k} {float(v):.4f}" for k, v in sorted(metrics.items()))
+    shown = _champion_metrics(version.tags)
     print(f"champion      {model_name} v{version.version} ({shown})" + (f"; previous-champion v{aliases['previous-champion']}" if aliases.get("previous-champion") else ""))
     if drift:
         print(f"drift         last batch: {drift['verdict'].upper()} ({', '.join(drift['drifting_features']) or 'no drifting features'})")

@@ -89,3 +89,4 @@ def test_mappings_and_numbers_are_checked(bare_env: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("AIRFLOW__LLMOPS__MAX_ROW_BYTES", "lots")
     with pytest.raises(ConfigurationError, match="max_row_bytes must be an integer"):
         settings.load_settings()
+
