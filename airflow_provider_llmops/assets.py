@@ -70,14 +70,19 @@ def champion_alias() -> Any:
 def champion_asset(model_name: str, tracking_host: str) -> Any:
     from airflow.sdk import Asset
 
-    return Asset(name=champion_asset_name(model_name), uri=f"mlflow://{tracking_host}/models/{model_name}", group="llmops")
+    return Asset(
+        name=champion_asset_name(model_name), uri=f"mlflow://{tracking_host}/models/{model_name}", group="llmops"
+    )
 
 
 def sanitize_mlflow_uri(uri: Any) -> Any:
     """Airflow's URI check for `mlflow://<host>/models/<name>[/versions/<n>]` assets."""
     parts = [p for p in uri.path.split("/") if p]
     if not uri.netloc or len(parts) < 2 or parts[0] != "models":
-        raise ValueError(f"an mlflow:// asset URI must be mlflow://<tracking host>/models/<name>[/versions/<n>], got {uri.geturl()!r}")
+        raise ValueError(
+            "an mlflow:// asset URI must be mlflow://<tracking host>/models/<name>[/versions/<n>], "
+            f"got {uri.geturl()!r}"
+        )
     return uri
 
 
@@ -97,7 +102,11 @@ def emit_champion_event(context: Any, model_name: str, tracking_uri: str, extra:
 
     events = context.get("outlet_events") if hasattr(context, "get") else None
     task = context.get("task") if hasattr(context, "get") else None
-    if events is None or task is None or not any(getattr(o, "name", None) == CHAMPION_ALIAS for o in getattr(task, "outlets", [])):
+    if (
+        events is None
+        or task is None
+        or not any(getattr(o, "name", None) == CHAMPION_ALIAS for o in getattr(task, "outlets", []))
+    ):
         return False
     events[champion_alias()].add(champion_asset(model_name, tracking_host(tracking_uri)), extra=extra)
     return True

@@ -1,25 +1,25 @@
 """`llmops`: run the embedded default, open the UI, install DAG files.
 
-    llmops demo [--source URI] [--dataset NAME]   set up the embedded Airflow and run the whole loop on the samples
-    llmops mlflow [--port 5000]                   the MLflow UI on the embedded default's store
-    llmops ui [--port 8080]                       the Airflow UI (airflow standalone) on the embedded default
-    llmops env                                    shell exports of the embedded default: eval "$(llmops env)"
-    llmops dags install DIR                       copy the provider's DAG files into a DAGs folder
-    llmops audit verify [--path PATH] [--conn-id ID] [--no-anchors]
-                                                  check the audit trail's chain, HMACs and registry anchors
-                                                  (exit 0 ok, 1 broken, 2 missing or cannot verify)
-    llmops audit show [--path PATH] [--last N]    print the last N audit records
-    llmops ingest SOURCE --dataset NAME [--format F] [--column-map JSON] [--conn-id ID]
-                                                  ingest a batch into a snapshot as the ingest operator does, with the
-                                                  same [llmops] settings and allow-lists (exit 0 committed, 1 every row
-                                                  rejected, 2 source unusable or refused)
-    llmops validate --dataset NAME [--snapshot ID] [--suite NAME]
-                                                  validate a snapshot (default: the newest) with a suite found by name
-                                                  (default: the dataset's configured suite); writes validation.json
-                                                  beside it (exit 0 passed, 1 failed, 2 bad input)
-    llmops suite init --from FILE_OR_SNAPSHOT [--name NAME] [--out PATH] [--force]
-                                                  profile a reference batch (file, or [DATASET/]SNAPSHOT_ID) into a
-                                                  starter suite <home>/expectations/NAME.json, usable by name
+llmops demo [--source URI] [--dataset NAME]   set up the embedded Airflow and run the whole loop on the samples
+llmops mlflow [--port 5000]                   the MLflow UI on the embedded default's store
+llmops ui [--port 8080]                       the Airflow UI (airflow standalone) on the embedded default
+llmops env                                    shell exports of the embedded default: eval "$(llmops env)"
+llmops dags install DIR                       copy the provider's DAG files into a DAGs folder
+llmops audit verify [--path PATH] [--conn-id ID] [--no-anchors]
+                                              check the audit trail's chain, HMACs and registry anchors
+                                              (exit 0 ok, 1 broken, 2 missing or cannot verify)
+llmops audit show [--path PATH] [--last N]    print the last N audit records
+llmops ingest SOURCE --dataset NAME [--format F] [--column-map JSON] [--conn-id ID]
+                                              ingest a batch into a snapshot as the ingest operator does, with the
+                                              same [llmops] settings and allow-lists (exit 0 committed, 1 every row
+                                              rejected, 2 source unusable or refused)
+llmops validate --dataset NAME [--snapshot ID] [--suite NAME]
+                                              validate a snapshot (default: the newest) with a suite found by name
+                                              (default: the dataset's configured suite); writes validation.json
+                                              beside it (exit 0 passed, 1 failed, 2 bad input)
+llmops suite init --from FILE_OR_SNAPSHOT [--name NAME] [--out PATH] [--force]
+                                              profile a reference batch (file, or [DATASET/]SNAPSHOT_ID) into a
+                                              starter suite <home>/expectations/NAME.json, usable by name
 """
 
 from __future__ import annotations
@@ -67,7 +67,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
     home = _home(args)
     env = embedded.embedded_env(home, args.port)
     embedded.prepare(home, env)
-    print(f"Airflow UI on http://127.0.0.1:{args.port} (AIRFLOW_HOME={env['AIRFLOW_HOME']}); Ctrl-C stops it.", flush=True)
+    print(
+        f"Airflow UI on http://127.0.0.1:{args.port} (AIRFLOW_HOME={env['AIRFLOW_HOME']}); Ctrl-C stops it.", flush=True
+    )
     return embedded_ui.run(env, args.port)
 
 
@@ -86,7 +88,10 @@ def _run_dag(dag_id: str, dags_folder: Path, conf: dict[str, Any]) -> tuple[str,
         raise SystemExit(f"DAG import errors: {bag.import_errors}")
     dag = bag.get_dag(dag_id)
     run = dag.test(run_conf=conf)
-    results = {ti.task_id: {"state": str(getattr(ti.state, "value", ti.state)), "xcom": ti.xcom_pull(task_ids=ti.task_id)} for ti in run.get_task_instances()}
+    results = {
+        ti.task_id: {"state": str(getattr(ti.state, "value", ti.state)), "xcom": ti.xcom_pull(task_ids=ti.task_id)}
+        for ti in run.get_task_instances()
+    }
     return str(getattr(run.state, "value", run.state)), results
 
 
@@ -95,7 +100,10 @@ def _print_ingest(results: dict[str, Any]) -> None:
     validate = results.get("validate", {}).get("xcom") or {}
     if ingest:
         print(f"  snapshot    {ingest['snapshot_uri']}  ({'new' if ingest['created'] else 'already existed'})")
-        print(f"  rows        {ingest['rows_read']} read, {ingest['accepted']} accepted, {ingest['quarantined']} quarantined {ingest['quarantine_reasons'] or ''}")
+        print(
+            f"  rows        {ingest['rows_read']} read, {ingest['accepted']} accepted, "
+            f"{ingest['quarantined']} quarantined {ingest['quarantine_reasons'] or ''}"
+        )
         print(f"  quarantine  {ingest['quarantine_uri']}")
     if validate:
         print(f"  validation  {validate['status']}: {validate['successful']}/{validate['evaluated']} expectations met")
@@ -113,7 +121,11 @@ def _print_drift(results: dict[str, Any]) -> None:
     print(f"  top         {top}")
     if drift.get("embedding"):
         e = drift["embedding"]
-        print(f"  embedding   {'drift' if e['drift'] else 'no drift'}: centroid distance {e['centroid_cosine_distance']:.3f}, MMD p={e['mmd_pvalue']:.3f}, domain AUC {e['domain_auc']:.3f}")
+        print(
+            f"  embedding   {'drift' if e['drift'] else 'no drift'}: "
+            f"centroid distance {e['centroid_cosine_distance']:.3f}, MMD p={e['mmd_pvalue']:.3f}, "
+            f"domain AUC {e['domain_auc']:.3f}"
+        )
     branch = "request_retrain" if results.get("request_retrain", {}).get("state") == "success" else "no_drift"
     print(f"  branch      {branch}")
     print(f"  report      {drift['html_uri']}")
@@ -122,29 +134,56 @@ def _print_drift(results: dict[str, Any]) -> None:
 def _print_retrain(results: dict[str, Any], names: dict[str, str]) -> None:
     decision = results.get("should_retrain", {}).get("state")
     if results.get("fine_tune", {}).get("state") != "success":
-        print(f"  decision    no retraining (should_retrain: {decision}; its reason is printed above and in its task log)")
+        print(
+            f"  decision    no retraining (should_retrain: {decision}; its reason is printed above and in its task log)"
+        )
         return
     trained = results["fine_tune"]["xcom"] or {}
     training = trained.get("training") or {}
-    print(f"  trained     {trained['model_name']} v{trained['version']} on {len(trained['snapshots'])} snapshot(s): {training.get('samples')} samples, {training.get('samples_per_second', 0):.1f} samples/s, stopped by {training.get('stopped_by')}")
+    print(
+        f"  trained     {trained['model_name']} v{trained['version']} on {len(trained['snapshots'])} snapshot(s): "
+        f"{training.get('samples')} samples, {training.get('samples_per_second', 0):.1f} samples/s, "
+        f"stopped by {training.get('stopped_by')}"
+    )
     evaluation = results.get("evaluate", {}).get("xcom") or {}
     promote = results.get("promote", {}).get("xcom") or {}
     if evaluation:
         champion = evaluation.get("champion") or {}
         challenger = evaluation["challenger"]
-        against = f" vs champion v{evaluation['champion_version']}" if evaluation.get("champion_version") else " (no champion yet)"
-        print(f"  evaluated   on {evaluation['eval_set']['rows']} rows ({', '.join(f'{_part_name(k, names)}={v}' for k, v in evaluation['eval_set']['parts'].items())}){against}")
+        against = (
+            f" vs champion v{evaluation['champion_version']}"
+            if evaluation.get("champion_version")
+            else " (no champion yet)"
+        )
+        print(
+            f"  evaluated   on {evaluation['eval_set']['rows']} rows ("
+            f"{', '.join(f'{_part_name(k, names)}={v}' for k, v in evaluation['eval_set']['parts'].items())}"
+            f"){against}"
+        )
         for metric in ("macro_f1", "accuracy", "ece", "fairness_gap", "latency_p95_ms"):
             old = champion.get(metric)
-            print(f"    {metric:<16} {_fmt(challenger.get(metric))}" + (f"   (champion {_fmt(old)})" if evaluation.get("champion_version") else ""))
+            print(
+                f"    {metric:<16} {_fmt(challenger.get(metric))}"
+                + (f"   (champion {_fmt(old)})" if evaluation.get("champion_version") else "")
+            )
         for key, value in challenger.items():
             if key.endswith(".macro_f1") and key.startswith("heldout:"):
                 part = key[: -len(".macro_f1")]
                 old = champion.get(key)
-                print(f"    macro_f1 on {_part_name(part, names):<24} {_fmt(value)}" + (f"   (champion {_fmt(old)})" if evaluation.get("champion_version") else ""))
+                print(
+                    f"    macro_f1 on {_part_name(part, names):<24} {_fmt(value)}"
+                    + (f"   (champion {_fmt(old)})" if evaluation.get("champion_version") else "")
+                )
     if promote:
         verdict = "PROMOTED" if promote["promoted"] else "REJECTED"
-        print(f"  gate        {verdict}: champion is now v{promote['champion']}" + (f", previous-champion v{promote['champion_before']}" if promote.get("champion_before") and promote["promoted"] else ""))
+        print(
+            f"  gate        {verdict}: champion is now v{promote['champion']}"
+            + (
+                f", previous-champion v{promote['champion_before']}"
+                if promote.get("champion_before") and promote["promoted"]
+                else ""
+            )
+        )
         for reason in promote.get("reasons", []):
             print(f"    reason    {reason}")
 
@@ -176,10 +215,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
             }
         )
     embedded.apply(env)
-    print(f"[llmops] embedded Airflow under {env['AIRFLOW_HOME']} (SQLite, LocalExecutor); migrating the metadata DB ...", flush=True)
+    print(
+        f"[llmops] embedded Airflow under {env['AIRFLOW_HOME']} (SQLite, LocalExecutor); migrating the metadata DB ...",
+        flush=True,
+    )
     embedded.prepare(home, env)
     samples = sample_data_dir()
-    sources = [args.source] if args.source else [str(samples / f) for f in ("tickets_reference.jsonl", "tickets_batch_same.jsonl", "tickets_batch_drift.jsonl")]
+    sources = (
+        [args.source]
+        if args.source
+        else [
+            str(samples / f)
+            for f in ("tickets_reference.jsonl", "tickets_batch_same.jsonl", "tickets_batch_drift.jsonl")
+        ]
+    )
     failures = 0
     names: dict[str, str] = {}
     retrain_conf: dict[str, Any] = {"dataset": args.dataset, "model_name": args.model_name}
@@ -200,7 +249,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         names[validate["snapshot_id"][:12]] = name
         if index > 0 or len(sources) == 1:
             print(f"[llmops] llmops_drift on {name} ...", flush=True)
-            state, results = _run_dag("llmops_drift", home / "dags", {"dataset": args.dataset, "snapshot_id": validate["snapshot_id"]})
+            state, results = _run_dag(
+                "llmops_drift", home / "dags", {"dataset": args.dataset, "snapshot_id": validate["snapshot_id"]}
+            )
             print(f"llmops_drift ({name}): {state}")
             _print_drift(results)
             failures += state != "success"
@@ -248,9 +299,15 @@ def _print_champion(model_name: str, drift: dict[str, Any]) -> None:
         return
     version = registry.get_version(model_name, aliases["champion"])
     shown = _champion_metrics(version.tags)
-    print(f"champion      {model_name} v{version.version} ({shown})" + (f"; previous-champion v{aliases['previous-champion']}" if aliases.get("previous-champion") else ""))
+    print(
+        f"champion      {model_name} v{version.version} ({shown})"
+        + (f"; previous-champion v{aliases['previous-champion']}" if aliases.get("previous-champion") else "")
+    )
     if drift:
-        print(f"drift         last batch: {drift['verdict'].upper()} ({', '.join(drift['drifting_features']) or 'no drifting features'})")
+        print(
+            f"drift         last batch: {drift['verdict'].upper()} "
+            f"({', '.join(drift['drifting_features']) or 'no drifting features'})"
+        )
 
 
 def cmd_mlflow(args: argparse.Namespace) -> int:
@@ -259,7 +316,18 @@ def cmd_mlflow(args: argparse.Namespace) -> int:
     root = home / "mlflow"
     root.mkdir(parents=True, exist_ok=True)
     mlflow = Path(sys.executable).with_name("mlflow")
-    command = [str(mlflow), "ui", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--default-artifact-root", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(args.port)]
+    command = [
+        str(mlflow),
+        "ui",
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--default-artifact-root",
+        str(root / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(args.port),
+    ]
     print(f"MLflow UI on http://127.0.0.1:{args.port} (store {root}); Ctrl-C stops it.", flush=True)
     os.execv(command[0], command)
     return 0  # not reached
@@ -301,12 +369,19 @@ def cmd_drift(args: argparse.Namespace) -> int:
         print(f"llmops drift: bad input: {exc}", file=sys.stderr)
         return 2
     report["current"] = str(args.current)
-    text = render(report, f"Drift of {Path(args.current).name}") if args.format == "html" else json.dumps(report, indent=1, allow_nan=False)
+    text = (
+        render(report, f"Drift of {Path(args.current).name}")
+        if args.format == "html"
+        else json.dumps(report, indent=1, allow_nan=False)
+    )
     if args.out:
         Path(args.out).write_text(text)
     else:
         print(text)
-    print(f"llmops drift: {report['verdict']} ({', '.join(report['drifting_features']) or 'no drifting feature'})", file=sys.stderr)
+    print(
+        f"llmops drift: {report['verdict']} ({', '.join(report['drifting_features']) or 'no drifting feature'})",
+        file=sys.stderr,
+    )
     return 1 if report["drift"] else 0
 
 
@@ -385,7 +460,7 @@ def _audit_verify(args: argparse.Namespace, path: Path) -> int:
         return 2
     result = audit.verify(path, keys=keys)
     if keys:
-        given = ", ".join(f"{c} (key id {audit.key_id(k)})" for c, k in zip(conn_ids, keys))
+        given = ", ".join(f"{c} (key id {audit.key_id(k)})" for c, k in zip(conn_ids, keys, strict=True))
         mode = f"keyed (HMAC-SHA256, key from connection {given})"
         if result.first_keyed_seq:
             mode += (
@@ -579,7 +654,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     state = "committed" if result.created else "already committed"
     print(
         f"llmops ingest: {state} snapshot {result.snapshot.snapshot_id} of {args.dataset}: {result.rows_read} read, "
-        f"{result.accepted} accepted, {result.quarantined} quarantined" + (f" ({reasons})" if reasons else "")
+        f"{result.accepted} accepted, {result.quarantined} quarantined"
+        + (f" ({reasons})" if reasons else "")
         + f"; {result.snapshot.uri}"
     )
     if result.accepted == 0:
@@ -741,13 +817,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="set up the embedded Airflow and run the pipeline on the sample data")
-    demo.add_argument("--source", help="one source URI (default: the shipped reference, same-distribution and drifted samples)")
+    demo.add_argument(
+        "--source", help="one source URI (default: the shipped reference, same-distribution and drifted samples)"
+    )
     demo.add_argument("--dataset", default="support_tickets")
     demo.add_argument("--verbose", action="store_true", help="show Airflow's task logs")
     demo.add_argument("--no-drift", action="store_true", help="only ingest and validate")
     demo.add_argument("--no-train", action="store_true", help="ingest, validate and score drift, but do not train")
     demo.add_argument("--model-name", default="support_ticket_router")
-    demo.add_argument("--max-train-minutes", type=float, default=None, help="training budget per run (default: the DAG's, 30)")
+    demo.add_argument(
+        "--max-train-minutes", type=float, default=None, help="training budget per run (default: the DAG's, 30)"
+    )
     demo.set_defaults(func=cmd_demo)
 
     mlflow_ui = sub.add_parser("mlflow", help="the MLflow UI on the embedded default's store")
@@ -762,8 +842,12 @@ def build_parser() -> argparse.ArgumentParser:
     env.add_argument("--port", type=int, default=8080)
     env.set_defaults(func=cmd_env)
 
-    drift = sub.add_parser("drift", help="score two files for drift without Airflow (exit 0 no drift, 1 drift, 2 bad input)")
-    drift.add_argument("--reference", required=True, help="reference JSONL/CSV/Parquet file, or a saved profile directory")
+    drift = sub.add_parser(
+        "drift", help="score two files for drift without Airflow (exit 0 no drift, 1 drift, 2 bad input)"
+    )
+    drift.add_argument(
+        "--reference", required=True, help="reference JSONL/CSV/Parquet file, or a saved profile directory"
+    )
     drift.add_argument("--current", required=True, help="current JSONL/CSV/Parquet file")
     drift.add_argument("--text-column", default="text")
     drift.add_argument("--label-column", default="label", help="empty to ignore labels")

@@ -130,7 +130,11 @@ def run(env: dict[str, str], port: int, *, grace: float = GRACE_SECONDS, out=sys
             time.sleep(0.5)
     except _Stop as stop:
         if stop.signum:
-            print(f"[llmops ui] received {signal.Signals(stop.signum).name}; stopping every component", file=out, flush=True)
+            print(
+                f"[llmops ui] received {signal.Signals(stop.signum).name}; stopping every component",
+                file=out,
+                flush=True,
+            )
     finally:
         for signum in (signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, signal.SIG_IGN)

@@ -19,9 +19,21 @@ def get_provider_info() -> dict[str, Any]:
         "retrain, evaluate, promote (MLflow), serve, with OpenLineage lineage and an audit trail.",
         "versions": [__version__],
         "integrations": [
-            {"integration-name": "LLMOps", "external-doc-url": "https://pypi.org/project/airflow-provider-llmops/", "tags": ["ml", "llmops"]},
-            {"integration-name": "Great Expectations (core API)", "external-doc-url": "https://docs.greatexpectations.io/", "tags": ["data-quality"]},
-            {"integration-name": "S3-compatible object store", "external-doc-url": "https://docs.aws.amazon.com/s3/", "tags": ["storage"]},
+            {
+                "integration-name": "LLMOps",
+                "external-doc-url": "https://pypi.org/project/airflow-provider-llmops/",
+                "tags": ["ml", "llmops"],
+            },
+            {
+                "integration-name": "Great Expectations (core API)",
+                "external-doc-url": "https://docs.greatexpectations.io/",
+                "tags": ["data-quality"],
+            },
+            {
+                "integration-name": "S3-compatible object store",
+                "external-doc-url": "https://docs.aws.amazon.com/s3/",
+                "tags": ["storage"],
+            },
             {"integration-name": "MLflow", "external-doc-url": "https://mlflow.org/docs/latest/", "tags": ["ml"]},
         ],
         "operators": [
@@ -39,7 +51,10 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [
-            {"integration-name": "S3-compatible object store", "python-modules": ["airflow_provider_llmops.hooks.object_store"]},
+            {
+                "integration-name": "S3-compatible object store",
+                "python-modules": ["airflow_provider_llmops.hooks.object_store"],
+            },
             {"integration-name": "MLflow", "python-modules": ["airflow_provider_llmops.hooks.mlflow"]},
         ],
         "asset-uris": [
@@ -49,7 +64,10 @@ def get_provider_info() -> dict[str, Any]:
                 "to_openlineage_converter": "airflow_provider_llmops.assets.convert_mlflow_asset_to_openlineage",
             }
         ],
-        "extra-links": ["airflow_provider_llmops.links.MlflowRunLink", "airflow_provider_llmops.links.MlflowModelVersionLink"],
+        "extra-links": [
+            "airflow_provider_llmops.links.MlflowRunLink",
+            "airflow_provider_llmops.links.MlflowModelVersionLink",
+        ],
         "connection-types": [
             {
                 "connection-type": "llmops_s3",
@@ -67,7 +85,10 @@ def get_provider_info() -> dict[str, Any]:
                 },
                 "conn-fields": {
                     "region_name": {"label": "Region", "schema": {"type": ["string", "null"]}},
-                    "addressing_style": {"label": "Addressing style (path or virtual)", "schema": {"type": ["string", "null"], "enum": ["path", "virtual", None]}},
+                    "addressing_style": {
+                        "label": "Addressing style (path or virtual)",
+                        "schema": {"type": ["string", "null"], "enum": ["path", "virtual", None]},
+                    },
                 },
             },
             {
@@ -76,73 +97,138 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-name": "LLMOps MLflow",
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema"],
-                    "relabeling": {"host": "Tracking URI", "login": "Username (basic auth)", "password": "Password (basic auth)"},
+                    "relabeling": {
+                        "host": "Tracking URI",
+                        "login": "Username (basic auth)",
+                        "password": "Password (basic auth)",
+                    },
                     "placeholders": {
                         "host": "http://mlflow:5000 or sqlite:////opt/airflow/mlflow.db",
                         "extra": '{"registry_uri": "", "token": "", "experiment": "llmops", "artifact_root": ""}',
                     },
                 },
                 "conn-fields": {
-                    "registry_uri": {"label": "Registry URI (default: the tracking URI)", "schema": {"type": ["string", "null"]}},
-                    "token": {"label": "Bearer token (instead of basic auth)", "schema": {"type": ["string", "null"], "format": "password"}},
+                    "registry_uri": {
+                        "label": "Registry URI (default: the tracking URI)",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "token": {
+                        "label": "Bearer token (instead of basic auth)",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
                     "experiment": {"label": "Experiment", "schema": {"type": ["string", "null"]}},
-                    "artifact_root": {"label": "Artifact root for new experiments (local stores)", "schema": {"type": ["string", "null"]}},
+                    "artifact_root": {
+                        "label": "Artifact root for new experiments (local stores)",
+                        "schema": {"type": ["string", "null"]},
+                    },
                 },
-            }
+            },
         ],
         "config": {
             "llmops": {
-                "description": "Settings of airflow-provider-llmops. Empty values fall back to defaults under [llmops] home.",
+                "description": (
+                    "Settings of airflow-provider-llmops. Empty values fall back to defaults under [llmops] home."
+                ),
                 "options": {
                     "home": _option(
-                        "Root of the provider's local state (store, audit trail, locks, MLflow files), the same for the CLI and the operators. "
-                        "Empty: $LLMOPS_HOME, else $AIRFLOW_HOME/llmops, else ./.llmops when it exists, else ~/airflow/llmops.",
+                        "Root of the provider's local state (store, audit trail, locks, MLflow files), "
+                        "the same for the CLI and the operators. "
+                        "Empty: $LLMOPS_HOME, else $AIRFLOW_HOME/llmops, else ./.llmops when it exists, "
+                        "else ~/airflow/llmops.",
                         "",
                         "/opt/airflow/llmops",
                     ),
-                    "store_uri": _option("Dataset store: a local directory or s3://bucket/prefix. Empty: <home>/store.", "", "s3://llmops/store"),
-                    "store_conn_id": _option("llmops_s3 connection used when store_uri is on S3. Empty: boto3's default credentials.", "", "llmops_s3_default"),
+                    "store_uri": _option(
+                        "Dataset store: a local directory or s3://bucket/prefix. Empty: <home>/store.",
+                        "",
+                        "s3://llmops/store",
+                    ),
+                    "store_conn_id": _option(
+                        "llmops_s3 connection used when store_uri is on S3. Empty: boto3's default credentials.",
+                        "",
+                        "llmops_s3_default",
+                    ),
                     "allowed_roots": _option(
-                        "Comma-separated local directories that sources may be read from (symlinks and .. are resolved first). "
+                        "Comma-separated local directories that sources may be read from "
+                        "(symlinks and .. are resolved first). "
                         "Empty: the shipped sample data and <home>/incoming.",
                         "",
                         "/data/incoming,/mnt/shared/tickets",
                     ),
                     "allowed_uri_prefixes": _option(
-                        "Comma-separated remote sources that may be read: scheme://host[:port][/path], compared as parsed URLs "
+                        "Comma-separated remote sources that may be read: scheme://host[:port][/path], "
+                        "compared as parsed URLs "
                         "(host exactly, path on a / boundary). Empty: no remote source is allowed.",
                         "",
                         "s3://tickets-landing/,https://exports.example.com/tickets/",
                     ),
                     "allowed_source_conn_ids": _option(
-                        "Comma-separated connection ids that a run of llmops_ingest_validate (build_ingest_validate_dag "
+                        "Comma-separated connection ids that a run of llmops_ingest_validate "
+                        "(build_ingest_validate_dag "
                         "without allowed_source_conn_ids) may choose by the source_conn_id Param. Empty: none.",
                         "",
                         "tickets_https,llmops_s3_landing",
                     ),
-                    "max_row_bytes": _option("Rows larger than this many bytes are quarantined as oversized.", "65536", None, "integer"),
-                    "max_source_bytes": _option("Sources larger than this many bytes are refused as a whole.", "1073741824", None, "integer"),
-                    "mlflow_conn_id": _option("llmops_mlflow connection of the tracking/registry server. Empty: mlflow_tracking_uri, else the embedded SQLite store under <home>/mlflow.", "", "llmops_mlflow_default"),
-                    "mlflow_tracking_uri": _option("MLflow tracking URI used when no connection is named (no credentials). Empty: sqlite:///<home>/mlflow/mlflow.db with artifacts in <home>/mlflow/artifacts.", "", "http://mlflow:5000"),
-                    "mlflow_ui_url": _option("Base URL of the MLflow UI for the extra links when the tracking URI is not an http(s) server.", "", "http://127.0.0.1:5000"),
-                    "model_name": _option("Registered model name the operators and DAG factories use when none is given.", "support_ticket_router", None),
+                    "max_row_bytes": _option(
+                        "Rows larger than this many bytes are quarantined as oversized.", "65536", None, "integer"
+                    ),
+                    "max_source_bytes": _option(
+                        "Sources larger than this many bytes are refused as a whole.", "1073741824", None, "integer"
+                    ),
+                    "mlflow_conn_id": _option(
+                        "llmops_mlflow connection of the tracking/registry server. "
+                        "Empty: mlflow_tracking_uri, else the embedded SQLite store under <home>/mlflow.",
+                        "",
+                        "llmops_mlflow_default",
+                    ),
+                    "mlflow_tracking_uri": _option(
+                        "MLflow tracking URI used when no connection is named (no credentials). "
+                        "Empty: sqlite:///<home>/mlflow/mlflow.db with artifacts in <home>/mlflow/artifacts.",
+                        "",
+                        "http://mlflow:5000",
+                    ),
+                    "mlflow_ui_url": _option(
+                        "Base URL of the MLflow UI for the extra links when the tracking URI is not an http(s) server.",
+                        "",
+                        "http://127.0.0.1:5000",
+                    ),
+                    "model_name": _option(
+                        "Registered model name the operators and DAG factories use when none is given.",
+                        "support_ticket_router",
+                        None,
+                    ),
                     "dataset": _option("Dataset the DAG factories use when none is given.", "support_tickets", None),
                     "suites_dirs": _option(
-                        "Comma-separated folders that Great Expectations suites are looked up in, by name (<name>.json). "
+                        "Comma-separated folders that Great Expectations suites are looked up in, "
+                        "by name (<name>.json). "
                         "Empty: the shipped suites and <home>/expectations.",
                         "",
                         "/opt/airflow/expectations",
                     ),
                     "default_suite": _option("Suite of a dataset that dataset_suites does not name.", "generic", None),
-                    "dataset_suites": _option("JSON object: dataset -> suite name.", "", '{"support_tickets": "support_tickets"}'),
-                    "golden_sets": _option("JSON object: registered model -> golden set file (JSONL) evaluated with every challenger.", "", '{"support_ticket_router": "/opt/airflow/golden/tickets.jsonl"}'),
+                    "dataset_suites": _option(
+                        "JSON object: dataset -> suite name.", "", '{"support_tickets": "support_tickets"}'
+                    ),
+                    "golden_sets": _option(
+                        "JSON object: registered model -> golden set file (JSONL) evaluated with every challenger.",
+                        "",
+                        '{"support_ticket_router": "/opt/airflow/golden/tickets.jsonl"}',
+                    ),
                     "audit_conn_id": _option(
-                        "Connection (or secrets-backend entry) whose password is the HMAC key of the audit trail. Empty: a plain hash chain.",
+                        "Connection (or secrets-backend entry) whose password is the HMAC key of the audit trail. "
+                        "Empty: a plain hash chain.",
                         "",
                         "llmops_audit_key",
                     ),
-                    "registry_pool": _option("Airflow pool of one slot that every registry-changing task runs in.", "llmops_registry", None),
-                    "pushgateway_url": _option("Prometheus Pushgateway to push metrics to (e.g. 127.0.0.1:9091). Empty: no push; metrics are still written to <home>/metrics/*.prom.", "", "127.0.0.1:9091"),
+                    "registry_pool": _option(
+                        "Airflow pool of one slot that every registry-changing task runs in.", "llmops_registry", None
+                    ),
+                    "pushgateway_url": _option(
+                        "Prometheus Pushgateway to push metrics to (e.g. 127.0.0.1:9091). "
+                        "Empty: no push; metrics are still written to <home>/metrics/*.prom.",
+                        "",
+                        "127.0.0.1:9091",
+                    ),
                 },
             }
         },

@@ -77,7 +77,7 @@ def _json_mapping(key: str) -> dict[str, str]:
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ConfigurationError(f"[{SECTION}] {key} must be a JSON object, e.g. {{\"name\": \"value\"}}: {exc}") from None
+        raise ConfigurationError(f'[{SECTION}] {key} must be a JSON object, e.g. {{"name": "value"}}: {exc}') from None
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise ConfigurationError(f"[{SECTION}] {key} must be a JSON object of strings, got {raw!r}")
     return value

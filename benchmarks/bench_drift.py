@@ -73,7 +73,9 @@ def step_build(reference: str, out: str) -> dict:
     from airflow_provider_llmops.core.profile import build_profile
 
     start = time.perf_counter()
-    profile = build_profile(lambda: iter_chunks(reference, "parquet", columns=["text", *CATEGORICAL]), embedding_sample=1000)
+    profile = build_profile(
+        lambda: iter_chunks(reference, "parquet", columns=["text", *CATEGORICAL]), embedding_sample=1000
+    )
     profile.save(out)
     return {"seconds": time.perf_counter() - start, "peak_mib": _peak_mib(), "rows": profile.row_count}
 
@@ -94,7 +96,10 @@ def step_score(profile_dir: str, current: str, embeddings: str) -> dict:
         "rows": report["rows"],
         "timings": report["timings_seconds"],
         "verdict": report["verdict"],
-        "features": {n: {"psi": f["scores"]["psi"], "js": f["scores"]["js"], "drift": f["verdict"]["drift"]} for n, f in report["features"].items()},
+        "features": {
+            n: {"psi": f["scores"]["psi"], "js": f["scores"]["js"], "drift": f["verdict"]["drift"]}
+            for n, f in report["features"].items()
+        },
         "embedding": report["embedding"],
     }
 
@@ -123,7 +128,12 @@ def step_same_columns(reference: str, current: str) -> dict:
         scores = D.compare(rc, cc)
         decision = D.verdict(scores, D.calibrated_thresholds(rc, int(cc.sum()), column), rules, int(cc.sum()))
         out[column] = {"psi": scores["psi"], "js": scores["js"], "drift": decision["drift"]}
-    return {"seconds_load": loaded - start, "seconds_drift": time.perf_counter() - loaded, "peak_mib": _peak_mib(), "columns": out}
+    return {
+        "seconds_load": loaded - start,
+        "seconds_drift": time.perf_counter() - loaded,
+        "peak_mib": _peak_mib(),
+        "columns": out,
+    }
 
 
 def run_step(*args: str) -> dict:
@@ -141,9 +151,20 @@ def evidently(reference: Path, current: Path) -> dict | None:
         return None
     python = setup.stdout.strip().splitlines()[-1]
     proc = subprocess.run(
-        [python, str(ROOT / "benchmarks" / "evidently_runner.py"), "--reference", str(reference), "--current", str(current),
-         "--numeric", ",".join(NUMERIC), "--categorical", ",".join(CATEGORICAL)],
-        capture_output=True, text=True,
+        [
+            python,
+            str(ROOT / "benchmarks" / "evidently_runner.py"),
+            "--reference",
+            str(reference),
+            "--current",
+            str(current),
+            "--numeric",
+            ",".join(NUMERIC),
+            "--categorical",
+            ",".join(CATEGORICAL),
+        ],
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0:
         print(f"  (Evidently failed: {proc.stderr[-500:]})")
@@ -174,11 +195,19 @@ def main() -> None:
         sizes = sorted({s for s in (100_000, 300_000, n) if s <= n})
         for size in sizes[:-1]:
             make_parquet(DATA / "tickets_batch_same.jsonl", work / f"same_{size}.parquet", size, 4)
-        print(f"data: {n:,} reference rows, {n:,}-row same and drifted batches (prepared in {time.perf_counter() - t0:.0f} s)")
+        print(
+            f"data: {n:,} reference rows, {n:,}-row same and drifted batches "
+            f"(prepared in {time.perf_counter() - t0:.0f} s)"
+        )
 
         built = run_step("build", str(reference), str(work / "profile"))
-        print(f"\n1. profile of {built['rows']:,} reference rows built in {built['seconds']:.1f} s (peak RSS {built['peak_mib']:.0f} MiB), stored")
-        print("   scoring (features + KL/PSI/JS/calibration, no embeddings), streamed from Parquet in 65,536-row chunks:")
+        print(
+            f"\n1. profile of {built['rows']:,} reference rows built in {built['seconds']:.1f} s "
+            f"(peak RSS {built['peak_mib']:.0f} MiB), stored"
+        )
+        print(
+            "   scoring (features + KL/PSI/JS/calibration, no embeddings), streamed from Parquet in 65,536-row chunks:"
+        )
         print(f"   {'rows':>9} {'seconds':>8} {'rows/s':>9} {'tokenize':>9} {'after-tok/tok':>14} {'peak RSS':>9}")
         scored = {}
         for size in sizes:
@@ -187,27 +216,57 @@ def main() -> None:
             t = r["timings"]
             after = t["features"] + t["statistics"]
             scored[size] = r
-            print(f"   {size:>9,} {r['seconds']:>8.1f} {size / r['seconds']:>9,.0f} {t['tokenize'] / r['seconds']:>8.0%} {after / t['tokenize']:>14.2f} {r['peak_mib']:>7.0f} MiB")
+            print(
+                f"   {size:>9,} {r['seconds']:>8.1f} {size / r['seconds']:>9,.0f} {t['tokenize'] / r['seconds']:>8.0%} "
+                f"{after / t['tokenize']:>14.2f} {r['peak_mib']:>7.0f} MiB"
+            )
         small, large = scored[sizes[0]], scored[sizes[-1]]
-        print(f"   memory x{large['peak_mib'] / small['peak_mib']:.2f} for x{sizes[-1] / sizes[0]:.0f} rows (sublinear: streamed)")
+        print(
+            f"   memory x{large['peak_mib'] / small['peak_mib']:.2f} for x{sizes[-1] / sizes[0]:.0f} rows "
+            "(sublinear: streamed)"
+        )
         drifted = run_step("score", str(work / "profile"), str(drift), "0")
-        print(f"   verdicts at {n:,} rows: same-distribution batch {scored[n]['verdict']}, drifted batch {drifted['verdict']} "
-              f"({', '.join(k for k, v in drifted['features'].items() if v['drift'])})")
+        print(
+            f"   verdicts at {n:,} rows: same-distribution batch {scored[n]['verdict']}, "
+            f"drifted batch {drifted['verdict']} "
+            f"({', '.join(k for k, v in drifted['features'].items() if v['drift'])})"
+        )
 
         print(f"\n2. same columns as Evidently ({', '.join(NUMERIC + CATEGORICAL)}), {n:,} vs {n:,} rows:")
         for label, current in (("same", same), ("drifted", drift)):
             ours = run_step("same", str(reference), str(current))
-            line = f"   {label:<8} llmops: load {ours['seconds_load']:.2f} s + drift {ours['seconds_drift']:.2f} s, peak {ours['peak_mib']:.0f} MiB"
+            line = (
+                f"   {label:<8} llmops: load {ours['seconds_load']:.2f} s + drift {ours['seconds_drift']:.2f} s, "
+                f"peak {ours['peak_mib']:.0f} MiB"
+            )
             theirs = None if args.no_evidently else evidently(reference, current)
             if theirs:
-                line += (f" | Evidently {theirs['evidently_version']}: load {theirs['seconds_load']:.2f} s + drift {theirs['seconds_drift']:.2f} s, "
-                         f"peak {theirs.get('peak_rss_mib', 0):.0f} MiB | drift-step ratio x{theirs['seconds_drift'] / ours['seconds_drift']:.0f}")
+                line += (
+                    f" | Evidently {theirs['evidently_version']}: load {theirs['seconds_load']:.2f} s "
+                    f"+ drift {theirs['seconds_drift']:.2f} s, "
+                    f"peak {theirs.get('peak_rss_mib', 0):.0f} MiB "
+                    f"| drift-step ratio x{theirs['seconds_drift'] / ours['seconds_drift']:.0f}"
+                )
             print(line)
             for column, r in ours["columns"].items():
                 other = theirs["columns"].get(column) if theirs else None
-                agree = "" if other is None else ("  same verdict" if other["drift_detected"] == r["drift"] else "  DIFFERENT verdict")
-                extra = "" if other is None else f" | Evidently {other['stattest']} {other['score']:.4f} (>= {other['threshold']:g}: {'drift' if other['drift_detected'] else 'ok'})"
-                print(f"     {column:<12} psi {r['psi']:.4f} js {r['js']:.4f} {'drift' if r['drift'] else 'ok':<5}{extra}{agree}")
+                agree = (
+                    ""
+                    if other is None
+                    else ("  same verdict" if other["drift_detected"] == r["drift"] else "  DIFFERENT verdict")
+                )
+                extra = (
+                    ""
+                    if other is None
+                    else (
+                        f" | Evidently {other['stattest']} {other['score']:.4f} "
+                        f"(>= {other['threshold']:g}: {'drift' if other['drift_detected'] else 'ok'})"
+                    )
+                )
+                print(
+                    f"     {column:<12} psi {r['psi']:.4f} js {r['js']:.4f} "
+                    f"{'drift' if r['drift'] else 'ok':<5}{extra}{agree}"
+                )
 
         m = args.embedding_rows
         emb_path = work / f"emb_{m}.parquet"
@@ -215,9 +274,13 @@ def main() -> None:
         e = run_step("score", str(work / "profile"), str(emb_path), str(m))
         emb = e["embedding"]
         total = emb["seconds_embedding"] + emb["seconds_math"]
-        print(f"\n3. embedding drift, {m:,} current texts vs the cached 1,000-text reference sample: {total:.1f} s "
-              f"({emb['seconds_embedding'] / total:.0%} embedding at {m / emb['seconds_embedding']:.0f} texts/s, {emb['seconds_math']:.1f} s drift math on "
-              f"<= 2,000 rows per side); verdict {'drift' if emb['drift'] else 'no drift'} ({emb['rule']}), peak {e['peak_mib']:.0f} MiB")
+        print(
+            f"\n3. embedding drift, {m:,} current texts vs the cached 1,000-text reference sample: {total:.1f} s "
+            f"({emb['seconds_embedding'] / total:.0%} embedding at {m / emb['seconds_embedding']:.0f} texts/s, "
+            f"{emb['seconds_math']:.1f} s drift math on "
+            f"<= 2,000 rows per side); verdict {'drift' if emb['drift'] else 'no drift'} ({emb['rule']}), "
+            f"peak {e['peak_mib']:.0f} MiB"
+        )
 
 
 if __name__ == "__main__":

@@ -51,13 +51,18 @@ def step(kind: str, source: str, out: str) -> None:
     seconds = time.perf_counter() - start
     # VmHWM, not ru_maxrss: on Linux ru_maxrss keeps the parent's peak across fork+exec
     status = Path("/proc/self/status").read_text().splitlines()
-    peak_mib = next((int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:")), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    peak_mib = next(
+        (int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:")),
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    )
     print(json.dumps({"kind": kind, "rows": rows, "seconds": seconds, "peak_mib": peak_mib}))
 
 
 def measure(kind: str, source: Path, workdir: Path) -> dict:
     out = tempfile.mkdtemp(dir=workdir)
-    proc = subprocess.run([sys.executable, __file__, "--step", kind, str(source), out], capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--step", kind, str(source), out], capture_output=True, text=True, check=True
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -78,8 +83,14 @@ def main() -> None:
         ours = measure("llmops", source, workdir)
     print(f"ingest of {args.rows:,} rows ({size_mib:.0f} MiB JSONL), 1 process:")
     for label, r in (("pandas read_json+to_parquet (baseline)", baseline), ("llmops core.ingest", ours)):
-        print(f"  {label:<40} {r['seconds']:7.2f} s  {r['rows'] / r['seconds']:>10,.0f} rows/s  peak RSS {r['peak_mib']:6.0f} MiB")
-    print(f"  ratio llmops/baseline: time x{ours['seconds'] / baseline['seconds']:.2f}, peak memory x{ours['peak_mib'] / baseline['peak_mib']:.2f}")
+        print(
+            f"  {label:<40} {r['seconds']:7.2f} s  {r['rows'] / r['seconds']:>10,.0f} rows/s  "
+            f"peak RSS {r['peak_mib']:6.0f} MiB"
+        )
+    print(
+        f"  ratio llmops/baseline: time x{ours['seconds'] / baseline['seconds']:.2f}, "
+        f"peak memory x{ours['peak_mib'] / baseline['peak_mib']:.2f}"
+    )
 
 
 if __name__ == "__main__":

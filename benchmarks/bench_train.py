@@ -67,7 +67,9 @@ def _environment(home: Path) -> None:
     env = embedded.embedded_env(home)
     env["AIRFLOW__LLMOPS__ALLOWED_ROOTS"] = f"{home}"
     env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
-    env.update({"TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "MLFLOW_LOGGING_LEVEL": "WARNING"})
+    env.update(
+        {"TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "MLFLOW_LOGGING_LEVEL": "WARNING"}
+    )
     os.environ.update(env)
     os.environ.pop("AIRFLOW__LLMOPS__MLFLOW_TRACKING_URI", None)
     os.environ.pop("AIRFLOW__LLMOPS__MLFLOW_CONN_ID", None)
@@ -81,13 +83,17 @@ def load_rows(n: int) -> list[dict[str, Any]]:
 
 def usable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows train() keeps before splitting (non-empty text, a label)."""
-    return [r for r in rows if isinstance(r.get("text"), str) and r["text"].strip() and r.get("label") not in (None, "")]
+    return [
+        r for r in rows if isinstance(r.get("text"), str) and r["text"].strip() and r.get("label") not in (None, "")
+    ]
 
 
 # --- the two loops ----------------------------------------------------------------------------------------------
 
 
-def bare_loop(train_rows: list[dict[str, Any]], labels: list[str], args: argparse.Namespace, steps: int) -> dict[str, float]:
+def bare_loop(
+    train_rows: list[dict[str, Any]], labels: list[str], args: argparse.Namespace, steps: int
+) -> dict[str, float]:
     """The textbook transformers loop: tokenise each batch, forward with labels, backward, clip, step."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
@@ -104,7 +110,10 @@ def bare_loop(train_rows: list[dict[str, Any]], labels: list[str], args: argpars
     label_index = {label: i for i, label in enumerate(labels)}
     no_decay = ("bias", "LayerNorm.weight")
     groups = [
-        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)], "weight_decay": args.weight_decay},
+        {
+            "params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
+            "weight_decay": args.weight_decay,
+        },
         {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(groups, lr=args.lr)
@@ -121,7 +130,13 @@ def bare_loop(train_rows: list[dict[str, Any]], labels: list[str], args: argpars
                 break
             picked = [train_rows[i] for i in order[start : start + args.batch_size]]
             t0 = time.perf_counter()
-            batch = tokenizer([r["text"] for r in picked], padding=True, truncation=True, max_length=args.max_length, return_tensors="pt")
+            batch = tokenizer(
+                [r["text"] for r in picked],
+                padding=True,
+                truncation=True,
+                max_length=args.max_length,
+                return_tensors="pt",
+            )
             batch["labels"] = torch.tensor([label_index[str(r["label"])] for r in picked], dtype=torch.long)
             tokenize_seconds += time.perf_counter() - t0
             batch = {k: v.to(device) for k, v in batch.items()}
@@ -137,7 +152,12 @@ def bare_loop(train_rows: list[dict[str, Any]], labels: list[str], args: argpars
         epoch += 1
     seconds = time.perf_counter() - started
     del model, optimizer, scheduler
-    return {"samples": samples, "seconds": seconds, "samples_per_second": samples / seconds, "tokenize_share": tokenize_seconds / seconds}
+    return {
+        "samples": samples,
+        "seconds": seconds,
+        "samples_per_second": samples / seconds,
+        "tokenize_share": tokenize_seconds / seconds,
+    }
 
 
 def ours_loop(rows: list[dict[str, Any]], args: argparse.Namespace, steps: int, work: Path) -> dict[str, float]:
@@ -205,7 +225,9 @@ def operator_run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     from airflow_provider_llmops.operators.validate import ValidateBatchOperator
 
     t0 = time.perf_counter()
-    snapshot_id = IngestBatchOperator(task_id="i", source_uri=str(source), dataset="tickets").execute(context={})["snapshot_id"]
+    snapshot_id = IngestBatchOperator(task_id="i", source_uri=str(source), dataset="tickets").execute(context={})[
+        "snapshot_id"
+    ]
     ValidateBatchOperator(task_id="v", dataset="tickets", snapshot_id=snapshot_id).execute(context={})
     prepared = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -237,7 +259,14 @@ def operator_run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         "epochs": float(args.steps),
         "log_every_steps": 1000,
     }
-    op = FineTuneOperator(task_id="fine_tune", model_name="bench_router", dataset="tickets", snapshots=[snapshot_id], training=training, max_steps=args.steps)
+    op = FineTuneOperator(
+        task_id="fine_tune",
+        model_name="bench_router",
+        dataset="tickets",
+        snapshots=[snapshot_id],
+        training=training,
+        max_steps=args.steps,
+    )
     try:
         t0 = time.perf_counter()
         result = op.execute(context={})
@@ -258,7 +287,15 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--warmup-steps", type=int, default=None, help="untimed bare-loop steps before the first measured run (default: --steps, so every batch shape is seen once)")
+    parser.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=None,
+        help=(
+            "untimed bare-loop steps before the first measured run "
+            "(default: --steps, so every batch shape is seen once)"
+        ),
+    )
     parser.add_argument("--operator", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
     args.seed, args.validation_fraction, args.lr, args.weight_decay, args.warmup_ratio = 42, 0.2, 5e-5, 0.01, 0.1
@@ -282,9 +319,11 @@ def run(args: argparse.Namespace, home: Path, wall_start: float) -> None:
     train_rows, val_rows = split_rows(rows, args.seed, args.validation_fraction)
     labels = sorted({str(r["label"]) for r in train_rows})
     print(
-        f"training throughput, all-MiniLM-L6-v2 sequence classification, {len(rows)} rows -> {len(train_rows)} train / {len(val_rows)} "
+        f"training throughput, all-MiniLM-L6-v2 sequence classification, {len(rows)} rows -> "
+        f"{len(train_rows)} train / {len(val_rows)} "
         f"validation, {len(labels)} labels, max_length {args.max_length}, batch {args.batch_size}, {args.steps} steps, "
-        f"torch {torch.__version__} on {torch.get_num_threads()} threads ({os.cpu_count()} CPUs), {args.repeats} interleaved repeats"
+        f"torch {torch.__version__} on {torch.get_num_threads()} threads ({os.cpu_count()} CPUs), "
+        f"{args.repeats} interleaved repeats"
     )
     warmup = args.steps if args.warmup_steps is None else args.warmup_steps
     if warmup:
@@ -292,19 +331,28 @@ def run(args: argparse.Namespace, home: Path, wall_start: float) -> None:
         gc.collect()
 
     runs: dict[str, list[dict[str, float]]] = {"bare": [], "ours": []}
-    print(f"  ('other load': CPUs busy with other processes during the run, of {os.cpu_count()}; high values mean a contended, noisy run)")
+    print(
+        f"  ('other load': CPUs busy with other processes during the run, of {os.cpu_count()}; "
+        "high values mean a contended, noisy run)"
+    )
     for i in range(args.repeats):
         mark = _cpu_mark()
         r = bare_loop(train_rows, labels, args, args.steps)
         runs["bare"].append(r)
-        print(f"  run {i + 1} bare transformers loop   {r['samples_per_second']:8.1f} samples/s  ({r['samples']} samples in {r['seconds']:.2f} s, "
-              f"tokenising {r['tokenize_share']:.1%} of it; other load {_other_load(mark):.2f})")
+        print(
+            f"  run {i + 1} bare transformers loop   {r['samples_per_second']:8.1f} samples/s  "
+            f"({r['samples']} samples in {r['seconds']:.2f} s, "
+            f"tokenising {r['tokenize_share']:.1%} of it; other load {_other_load(mark):.2f})"
+        )
         gc.collect()
         mark = _cpu_mark()
         r = ours_loop(rows, args, args.steps, home)
         runs["ours"].append(r)
-        print(f"  run {i + 1} core.training.train()    {r['samples_per_second']:8.1f} samples/s  ({r['samples']} samples in {r['seconds']:.2f} s; "
-              f"train() wall {r['wall']:.1f} s, stopped by {r['stopped_by']}; other load {_other_load(mark):.2f})")
+        print(
+            f"  run {i + 1} core.training.train()    {r['samples_per_second']:8.1f} samples/s  "
+            f"({r['samples']} samples in {r['seconds']:.2f} s; "
+            f"train() wall {r['wall']:.1f} s, stopped by {r['stopped_by']}; other load {_other_load(mark):.2f})"
+        )
         gc.collect()
 
     rates = {k: [r["samples_per_second"] for r in v] for k, v in runs.items()}
@@ -316,7 +364,10 @@ def run(args: argparse.Namespace, home: Path, wall_start: float) -> None:
     ratio_med, ratio_best = med["ours"] / med["bare"], best["ours"] / best["bare"]
     print(f"  ratio ours/bare: median x{ratio_med:.3f}, best x{ratio_best:.3f}")
     verdict = "PASS" if ratio_med >= THRESHOLD else "FAIL"
-    print(f"  {verdict}: median ratio {ratio_med:.3f} {'>=' if verdict == 'PASS' else '<'} {THRESHOLD} (best ratio {ratio_best:.3f})")
+    print(
+        f"  {verdict}: median ratio {ratio_med:.3f} {'>=' if verdict == 'PASS' else '<'} {THRESHOLD} "
+        f"(best ratio {ratio_best:.3f})"
+    )
     print(f"  peak RSS after the loops: {_peak_mib():.0f} MiB")
 
     if args.operator:
@@ -326,11 +377,20 @@ def run(args: argparse.Namespace, home: Path, wall_start: float) -> None:
         train_wall = parts.get("train()", 0.0)
         loop = t["train_seconds"]
         rest = op["total"] - sum(parts.values())
-        print(f"\nFineTuneOperator.execute once (SQLite MLflow store, local artifacts; ingest+validate of the snapshot took {op['prepared']:.1f} s, "
-              f"'import mlflow' {op['mlflow_import']:.1f} s before it):")
-        print(f"  training loop (XCom): {t['samples_per_second']:.1f} samples/s ({t['samples']} samples in {loop:.2f} s, {t['steps']} steps, "
-              f"stopped by {t['stopped_by']}) = x{t['samples_per_second'] / med['bare']:.3f} of the bare median (one run)")
-        print(f"  total wall {op['total']:.1f} s = training {loop:.1f} s ({loop / op['total']:.0%}) + overhead {op['total'] - loop:.1f} s ({1 - loop / op['total']:.0%}):")
+        print(
+            "\nFineTuneOperator.execute once (SQLite MLflow store, local artifacts; "
+            f"ingest+validate of the snapshot took {op['prepared']:.1f} s, "
+            f"'import mlflow' {op['mlflow_import']:.1f} s before it):"
+        )
+        print(
+            f"  training loop (XCom): {t['samples_per_second']:.1f} samples/s "
+            f"({t['samples']} samples in {loop:.2f} s, {t['steps']} steps, "
+            f"stopped by {t['stopped_by']}) = x{t['samples_per_second'] / med['bare']:.3f} of the bare median (one run)"
+        )
+        print(
+            f"  total wall {op['total']:.1f} s = training {loop:.1f} s ({loop / op['total']:.0%}) "
+            f"+ overhead {op['total'] - loop:.1f} s ({1 - loop / op['total']:.0%}):"
+        )
         print(f"    {'train() besides the loop (model load, tokenise, validate, save)':<66} {train_wall - loop:6.1f} s")
         for label, seconds in parts.items():
             if label != "train()":

@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from airflow_provider_llmops import embedded
 from airflow_provider_llmops.resources import sample_data_dir
@@ -48,15 +50,22 @@ def allow_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
     """Run a console script of this venv (llmops, airflow) with the test environment."""
     exe = Path(sys.executable).with_name(args[0])
-    return subprocess.run([str(exe), *args[1:]], env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(exe), *args[1:]], env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout
+    )
 
 
 # Property-based tests: `ci` (the default) is derandomized so a failure reproduces; `dev` runs longer, at random:
-# HYPOTHESIS_PROFILE=dev .venv/bin/python -m pytest -k property
-from hypothesis import HealthCheck, settings as hypothesis_settings  # noqa: E402
-
+# HYPOTHESIS_PROFILE=dev .venv/bin/python -m pytest tests/unit/core/test_ingest_properties.py
 hypothesis_settings.register_profile(
-    "ci", derandomize=True, max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+    "ci",
+    derandomize=True,
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
 )
-hypothesis_settings.register_profile("dev", max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.register_profile(
+    "dev", max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

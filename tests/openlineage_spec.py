@@ -23,7 +23,11 @@ CUSTOM_DIR = Path(__file__).parents[1] / "airflow_provider_llmops" / "lineage" /
 def _load_all() -> tuple[Registry, dict[str, dict[str, Any]]]:
     resources = []
     by_file: dict[str, dict[str, Any]] = {}
-    for path in [SPEC_DIR / "OpenLineage.json", *sorted((SPEC_DIR / "facets").glob("*.json")), *sorted(CUSTOM_DIR.glob("*.json"))]:
+    for path in [
+        SPEC_DIR / "OpenLineage.json",
+        *sorted((SPEC_DIR / "facets").glob("*.json")),
+        *sorted(CUSTOM_DIR.glob("*.json")),
+    ]:
         schema = json.loads(path.read_text())
         resources.append((schema["$id"], Resource.from_contents(schema)))
         by_file[path.name] = schema
@@ -42,12 +46,17 @@ def _validator(schema_id: str, pointer: str) -> jsonschema.protocols.Validator:
 
 def _facets(event: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     found = []
-    for where, facets in (("run", event.get("run", {}).get("facets", {})), ("job", event.get("job", {}).get("facets", {}))):
+    for where, facets in (
+        ("run", event.get("run", {}).get("facets", {})),
+        ("job", event.get("job", {}).get("facets", {})),
+    ):
         found += [(where, name, facet) for name, facet in facets.items()]
     for kind in ("inputs", "outputs"):
         for dataset in event.get(kind, []):
             for group in ("facets", "inputFacets", "outputFacets"):
-                found += [(f"{kind}:{dataset['name']}:{group}", name, facet) for name, facet in dataset.get(group, {}).items()]
+                found += [
+                    (f"{kind}:{dataset['name']}:{group}", name, facet) for name, facet in dataset.get(group, {}).items()
+                ]
     return found
 
 
@@ -84,7 +93,9 @@ def validate_event(event: dict[str, Any]) -> list[str]:
         except jsonschema.ValidationError as exc:
             raise AssertionError(f"facet {name!r} at {where} violates {url}: {exc.message}") from exc
         except Exception as exc:  # an unresolvable pointer: the URL names a definition the schema does not have
-            raise AssertionError(f"facet {name!r} at {where}: {url!r} cannot be resolved in {schema['$id']}: {exc}") from exc
+            raise AssertionError(
+                f"facet {name!r} at {where}: {url!r} cannot be resolved in {schema['$id']}: {exc}"
+            ) from exc
         checked.append(name)
     return checked
 

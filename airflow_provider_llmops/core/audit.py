@@ -43,7 +43,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -174,7 +174,7 @@ def is_keyed(record: Mapping[str, Any]) -> bool:
 
 
 def _utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _is_hex(value: object, length: int) -> bool:
@@ -374,9 +374,7 @@ class AuditTrail:
                     "audit key is configured; set [llmops] audit_conn_id to the connection whose password is the key "
                     "(not appending unkeyed records to a keyed trail)"
                 )
-            if last["key_id"] == _id_of(key) and not _hmac.compare_digest(
-                record_hmac(last, key), last["hmac"]
-            ):
+            if last["key_id"] == _id_of(key) and not _hmac.compare_digest(record_hmac(last, key), last["hmac"]):
                 raise AuditError(
                     f"{self.path}: last record (seq {last['seq']}) does not match its HMAC (rewritten without the "
                     "key); not appending to a forged chain: run `llmops audit verify`"
@@ -442,7 +440,9 @@ def verify(path: str | Path, keys: Iterable[bytes | str] | None = None) -> Verif
                 why = f"seq {record['seq']}, expected {count} (a record is missing, duplicated or out of order)"
                 return result(False, lineno, why, "broken")
             if record["prev_hash"] != prev_hash:
-                why = "prev_hash does not match the previous record's hash (a record was removed, inserted or rewritten)"
+                why = (
+                    "prev_hash does not match the previous record's hash (a record was removed, inserted or rewritten)"
+                )
                 return result(False, lineno, why, "broken")
             if record_hash(record) != record["hash"]:
                 why = "hash does not match the record's content (the record was edited)"

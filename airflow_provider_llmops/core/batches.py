@@ -20,7 +20,12 @@ def _table_chunks(batches: Iterator[Any], columns: list[str] | None) -> Iterator
         yield {c: (batch.column(names.index(c)).to_pylist() if c in names else [None] * batch.num_rows) for c in wanted}
 
 
-def iter_chunks(source: str | Path | bytes, file_format: str | None = None, columns: list[str] | None = None, chunk_rows: int = 65_536) -> Iterator[Chunk]:
+def iter_chunks(
+    source: str | Path | bytes,
+    file_format: str | None = None,
+    columns: list[str] | None = None,
+    chunk_rows: int = 65_536,
+) -> Iterator[Chunk]:
     """Yield dicts of column -> list of values, `chunk_rows` rows at a time (fewer for JSONL/CSV blocks)."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
@@ -46,7 +51,9 @@ def iter_chunks(source: str | Path | bytes, file_format: str | None = None, colu
             reader = pcsv.open_csv(
                 handle,
                 read_options=pcsv.ReadOptions(block_size=8 << 20),
-                convert_options=pcsv.ConvertOptions(column_types={c: pa.string() for c in (columns or [])}, strings_can_be_null=True),
+                convert_options=pcsv.ConvertOptions(
+                    column_types={c: pa.string() for c in (columns or [])}, strings_can_be_null=True
+                ),
             )
             yield from _table_chunks(iter(reader), columns)
     except (pa.ArrowInvalid, pa.ArrowException) as exc:

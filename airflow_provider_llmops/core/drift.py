@@ -60,7 +60,9 @@ def js_distance(p: np.ndarray, q: np.ndarray) -> float:
     return float(np.sqrt(max(divergence, 0.0)))
 
 
-def compare(reference_counts: Sequence[float] | np.ndarray, current_counts: Sequence[float] | np.ndarray) -> dict[str, float]:
+def compare(
+    reference_counts: Sequence[float] | np.ndarray, current_counts: Sequence[float] | np.ndarray
+) -> dict[str, float]:
     p, q = proportions(reference_counts), proportions(current_counts)
     kl_rc = kl_divergence(p, q)
     return {"psi": psi(p, q), "js": js_distance(p, q), "kl": kl_rc, "kl_symmetric": kl_rc + kl_divergence(q, p)}
@@ -103,7 +105,7 @@ class NumericBinning:
         if not self.edges:
             return ["all"]
         e = [f"{x:.4g}" for x in self.edges]
-        return [f"< {e[0]}"] + [f"[{a}, {b})" for a, b in zip(e, e[1:])] + [f">= {e[-1]}"]
+        return [f"< {e[0]}"] + [f"[{a}, {b})" for a, b in zip(e, e[1:], strict=False)] + [f">= {e[-1]}"]
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "numeric", "edges": list(self.edges)}
@@ -256,17 +258,25 @@ class DriftRules:
             raise ValueError(f"mode must be both, fixed or calibrated, got {self.mode!r}")
 
 
-def verdict(scores: dict[str, float], calibrated: dict[str, float], rules: DriftRules, rows: int | None = None) -> dict[str, Any]:
+def verdict(
+    scores: dict[str, float], calibrated: dict[str, float], rules: DriftRules, rows: int | None = None
+) -> dict[str, Any]:
     stat = rules.statistic
     value, fixed_at, calibrated_at = scores[stat], rules.threshold(stat), calibrated[stat]
     fixed_fired, calibrated_fired = value >= fixed_at, value > calibrated_at
     drift = {"both": fixed_fired and calibrated_fired, "fixed": fixed_fired, "calibrated": calibrated_fired}[rules.mode]
     if rows is not None and rows < rules.min_rows:
-        return {"drift": False, "statistic": stat, "fired": [], "rule": f"{stat}={value:.4g} on {rows} rows (< min_rows {rules.min_rows}): no verdict"}
+        return {
+            "drift": False,
+            "statistic": stat,
+            "fired": [],
+            "rule": f"{stat}={value:.4g} on {rows} rows (< min_rows {rules.min_rows}): no verdict",
+        }
     fired = [r for r, f in (("fixed", fixed_fired), ("calibrated", calibrated_fired)) if f]
     rule = (
         f"{stat}={value:.4g} {'>=' if fixed_fired else '<'} fixed {fixed_at:g}; "
-        f"{'>' if calibrated_fired else '<='} calibrated {calibrated_at:.4g} (bootstrap max(mean+{rules.sigmas:g}sd, p99.5) at {rows if rows is not None else 'this'} rows); "
+        f"{'>' if calibrated_fired else '<='} calibrated {calibrated_at:.4g} "
+        f"(bootstrap max(mean+{rules.sigmas:g}sd, p99.5) at {rows if rows is not None else 'this'} rows); "
         f"mode {rules.mode}"
     )
     return {"drift": bool(drift), "statistic": stat, "fired": fired, "rule": rule}

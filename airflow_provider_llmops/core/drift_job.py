@@ -27,13 +27,17 @@ def passed_snapshots(store: DatasetStore, dataset: str) -> list[str]:
     return [snapshot_id for _, snapshot_id in sorted(passed)]
 
 
-def resolve_reference(store: DatasetStore, dataset: str, reference_dataset: str | None, reference_snapshot_id: str | None) -> tuple[str, str]:
+def resolve_reference(
+    store: DatasetStore, dataset: str, reference_dataset: str | None, reference_snapshot_id: str | None
+) -> tuple[str, str]:
     """The reference snapshot: the one given, else the earliest snapshot of the reference dataset that passed
     validation (the data the first model will be trained on)."""
     ref_dataset = reference_dataset or dataset
     if reference_snapshot_id:
         if not store.exists(ref_dataset, reference_snapshot_id):
-            raise ConfigurationError(f"reference snapshot {reference_snapshot_id!r} of dataset {ref_dataset!r} does not exist in {store.uri}")
+            raise ConfigurationError(
+                f"reference snapshot {reference_snapshot_id!r} of dataset {ref_dataset!r} does not exist in {store.uri}"
+            )
         return ref_dataset, reference_snapshot_id
     passed = passed_snapshots(store, ref_dataset)
     if not passed:
@@ -47,7 +51,9 @@ def resolve_reference(store: DatasetStore, dataset: str, reference_dataset: str 
 def latest_passed(store: DatasetStore, dataset: str) -> str:
     passed = passed_snapshots(store, dataset)
     if not passed:
-        raise ConfigurationError(f"dataset {dataset!r} has no snapshot that passed validation in {store.uri}: nothing to score")
+        raise ConfigurationError(
+            f"dataset {dataset!r} has no snapshot that passed validation in {store.uri}: nothing to score"
+        )
     return passed[-1]
 
 
@@ -59,7 +65,9 @@ class ProfileSettings:
     embedding_sample: int = 1000
 
 
-def ensure_profile(store: DatasetStore, dataset: str, snapshot_id: str, cache_dir: Path, settings: ProfileSettings) -> tuple[ReferenceProfile, bool]:
+def ensure_profile(
+    store: DatasetStore, dataset: str, snapshot_id: str, cache_dir: Path, settings: ProfileSettings
+) -> tuple[ReferenceProfile, bool]:
     """Load the snapshot's reference profile, building and committing it first if it does not exist yet."""
     created = False
     if not store.has_profile(dataset, snapshot_id):
@@ -75,13 +83,24 @@ def ensure_profile(store: DatasetStore, dataset: str, snapshot_id: str, cache_di
     return ReferenceProfile.load(store.fetch_profile(dataset, snapshot_id, cache_dir)), created
 
 
-def score_snapshot(store: DatasetStore, dataset: str, snapshot_id: str, profile: ReferenceProfile, options: ScoreOptions, predictor: Any = None) -> tuple[dict[str, Any], str, str]:
+def score_snapshot(
+    store: DatasetStore,
+    dataset: str,
+    snapshot_id: str,
+    profile: ReferenceProfile,
+    options: ScoreOptions,
+    predictor: Any = None,
+) -> tuple[dict[str, Any], str, str]:
     """Score a snapshot; store drift.json and drift.html beside it. Returns (report, json_uri, html_uri)."""
     from airflow_provider_llmops.core.report_html import render
 
-    report = score(profile, iter_chunks(store.data_source(dataset, snapshot_id), "parquet"), options, predictor=predictor)
+    report = score(
+        profile, iter_chunks(store.data_source(dataset, snapshot_id), "parquet"), options, predictor=predictor
+    )
     report["dataset"], report["snapshot_id"] = dataset, snapshot_id
-    json_uri = store.write_beside(dataset, snapshot_id, DRIFT_JSON, json.dumps(report, indent=1, allow_nan=False).encode())
+    json_uri = store.write_beside(
+        dataset, snapshot_id, DRIFT_JSON, json.dumps(report, indent=1, allow_nan=False).encode()
+    )
     page = render(report, f"Drift of {dataset} snapshot {snapshot_id}")
     html_uri = store.write_beside(dataset, snapshot_id, DRIFT_HTML, page.encode())
     return report, json_uri, html_uri

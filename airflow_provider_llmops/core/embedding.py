@@ -3,8 +3,9 @@ classifier that tries to tell reference from current (a second opinion).
 
 Samples are capped: at most `embedding_sample` texts are embedded (default 1,000; the centroid uses all of them)
 and MMD and the classifier use at most `max_rows` per side (default 2,000), so the kernel matrix is at most
-4,000^2 and memory does not grow with the batch. The RBF bandwidth is the median pairwise distance of the reference sample, fixed in the
-profile. The encoder is the model's own (mean-pooled, L2-normalised), all-MiniLM-L6-v2 by default.
+4,000^2 and memory does not grow with the batch. The RBF bandwidth is the median pairwise distance of the
+reference sample, fixed in the profile. The encoder is the model's own (mean-pooled, L2-normalised),
+all-MiniLM-L6-v2 by default.
 """
 
 from __future__ import annotations
@@ -42,8 +43,12 @@ class Encoder:
 
             hf_logging.disable_progress_bar()
 
-            self._tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True, trust_remote_code=False)
-            self._model = AutoModel.from_pretrained(self.model_dir, local_files_only=True, trust_remote_code=False, use_safetensors=True)
+            self._tokenizer = AutoTokenizer.from_pretrained(
+                self.model_dir, local_files_only=True, trust_remote_code=False
+            )
+            self._model = AutoModel.from_pretrained(
+                self.model_dir, local_files_only=True, trust_remote_code=False, use_safetensors=True
+            )
             self._model.eval()
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -55,7 +60,9 @@ class Encoder:
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
                 batch_texts = [texts[i] for i in order[start : start + self.batch_size]]
-                batch = self._tokenizer(batch_texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+                batch = self._tokenizer(
+                    batch_texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+                )
                 hidden = self._model(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -101,7 +108,9 @@ def median_bandwidth(sample: np.ndarray, limit: int = 1000) -> float:
     return median if median > 0 else 1.0
 
 
-def mmd_permutation_test(x: np.ndarray, y: np.ndarray, bandwidth: float, permutations: int = 200, seed: int = 0) -> tuple[float, float]:
+def mmd_permutation_test(
+    x: np.ndarray, y: np.ndarray, bandwidth: float, permutations: int = 200, seed: int = 0
+) -> tuple[float, float]:
     """Unbiased MMD^2 with an RBF kernel, and its permutation p-value ((1 + #perm >= observed) / (1 + B))."""
     n, m = len(x), len(y)
     if n < 2 or m < 2:
@@ -154,19 +163,38 @@ class EmbeddingRules:
     max_rows: int = 2000  # MMD and the classifier use at most this many rows per side (memory O(max_rows^2))
 
 
-def embedding_drift(reference: np.ndarray, current: np.ndarray, bandwidth: float, rules: EmbeddingRules) -> dict[str, Any]:
+def embedding_drift(
+    reference: np.ndarray, current: np.ndarray, bandwidth: float, rules: EmbeddingRules
+) -> dict[str, Any]:
     seed = int.from_bytes(hashlib.sha256(current.tobytes()[:4096]).digest()[:4], "little")
     if len(current) == 0:
-        return {"drift": False, "rows": 0, "centroid_cosine_distance": 0.0, "mmd2": 0.0, "mmd_pvalue": 1.0, "domain_auc": 0.5, "rule": "no current rows"}
+        return {
+            "drift": False,
+            "rows": 0,
+            "centroid_cosine_distance": 0.0,
+            "mmd2": 0.0,
+            "mmd_pvalue": 1.0,
+            "domain_auc": 0.5,
+            "rule": "no current rows",
+        }
     ref_c, cur_c = reference.mean(0), current.mean(0)
     cosine = 1.0 - float(ref_c @ cur_c / (np.linalg.norm(ref_c) * np.linalg.norm(cur_c) + 1e-12))
     rng = np.random.default_rng(seed)
-    ref_s = reference if len(reference) <= rules.max_rows else reference[rng.choice(len(reference), rules.max_rows, replace=False)]
-    cur_s = current if len(current) <= rules.max_rows else current[rng.choice(len(current), rules.max_rows, replace=False)]
+    ref_s = (
+        reference
+        if len(reference) <= rules.max_rows
+        else reference[rng.choice(len(reference), rules.max_rows, replace=False)]
+    )
+    cur_s = (
+        current if len(current) <= rules.max_rows else current[rng.choice(len(current), rules.max_rows, replace=False)]
+    )
     mmd2, pvalue = mmd_permutation_test(ref_s, cur_s, bandwidth, rules.permutations, seed)
     auc = domain_classifier_auc(ref_s, cur_s)
     drift = pvalue < rules.alpha and auc >= rules.auc
-    rule = f"MMD p={pvalue:.3g} {'<' if pvalue < rules.alpha else '>='} {rules.alpha:g} and domain AUC={auc:.3f} {'>=' if auc >= rules.auc else '<'} {rules.auc:g}"
+    rule = (
+        f"MMD p={pvalue:.3g} {'<' if pvalue < rules.alpha else '>='} {rules.alpha:g} "
+        f"and domain AUC={auc:.3f} {'>=' if auc >= rules.auc else '<'} {rules.auc:g}"
+    )
     return {
         "drift": bool(drift),
         "rows": int(len(current)),

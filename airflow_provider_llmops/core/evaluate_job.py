@@ -26,7 +26,15 @@ import numpy as np
 
 from airflow_provider_llmops.core.registry import CHALLENGER, CHAMPION, ModelRegistry, VersionInfo
 from airflow_provider_llmops.core.store import DatasetStore
-from airflow_provider_llmops.core.train_job import MODEL_ARTIFACT, TAG_SEED, TAG_SNAPSHOTS, TAG_TASK, TAG_VAL_FRACTION, SnapshotSel, load_rows
+from airflow_provider_llmops.core.train_job import (
+    MODEL_ARTIFACT,
+    TAG_SEED,
+    TAG_SNAPSHOTS,
+    TAG_TASK,
+    TAG_VAL_FRACTION,
+    SnapshotSel,
+    load_rows,
+)
 from airflow_provider_llmops.core.training import split_rows
 from airflow_provider_llmops.errors import ConfigurationError
 
@@ -58,14 +66,26 @@ def _cached_download(target: Path, complete: Any, **download: Any) -> Path:
 def fetch_model(registry: ModelRegistry, version: VersionInfo, cache_dir: Path) -> Path:
     """A local copy of a version's model files (versions are immutable, so the cache never goes stale)."""
     target = cache_dir / "models" / version.name / version.version
-    where = {"run_id": version.run_id, "artifact_path": MODEL_ARTIFACT} if version.run_id else {"artifact_uri": version.source}
-    return _cached_download(target, lambda t: (t / "config.json").is_file(), tracking_uri=registry.tracking_uri, **where)
+    where = (
+        {"run_id": version.run_id, "artifact_path": MODEL_ARTIFACT}
+        if version.run_id
+        else {"artifact_uri": version.source}
+    )
+    return _cached_download(
+        target, lambda t: (t / "config.json").is_file(), tracking_uri=registry.tracking_uri, **where
+    )
 
 
 def fetch_artifact_dir(registry: ModelRegistry, run_id: str, artifact: str, cache_dir: Path) -> Path:
     """A local copy of one artifact folder of a run (e.g. the drift profile of a model version)."""
     target = cache_dir / "runs" / run_id / artifact
-    return _cached_download(target, lambda t: t.is_dir() and any(t.iterdir()), tracking_uri=registry.tracking_uri, run_id=run_id, artifact_path=artifact)
+    return _cached_download(
+        target,
+        lambda t: t.is_dir() and any(t.iterdir()),
+        tracking_uri=registry.tracking_uri,
+        run_id=run_id,
+        artifact_path=artifact,
+    )
 
 
 def read_golden(path: str | Path | None) -> list[dict[str, Any]]:
@@ -84,7 +104,9 @@ def read_golden(path: str | Path | None) -> list[dict[str, Any]]:
     return rows
 
 
-def build_eval_set(store: DatasetStore, challenger: VersionInfo, golden_rows: Sequence[dict[str, Any]], text_column: str = "text") -> list[dict[str, Any]]:
+def build_eval_set(
+    store: DatasetStore, challenger: VersionInfo, golden_rows: Sequence[dict[str, Any]], text_column: str = "text"
+) -> list[dict[str, Any]]:
     """Held-out rows of the challenger's training snapshots (`_part` = `heldout:<dataset>/<snapshot id[:12]>`)
     plus the golden rows (`_part` = `golden`)."""
     snapshots = [SnapshotSel.parse(s) for s in challenger.tags.get(TAG_SNAPSHOTS, "").split(",") if s]
@@ -97,7 +119,9 @@ def build_eval_set(store: DatasetStore, challenger: VersionInfo, golden_rows: Se
     rows += [{**r, "_part": "golden"} for r in golden_rows]
     rows = [r for r in rows if isinstance(r.get(text_column), str) and r[text_column].strip()]
     if not rows:
-        raise ConfigurationError(f"empty evaluation set for {challenger.name}/{challenger.version}: no held-out rows and no golden set")
+        raise ConfigurationError(
+            f"empty evaluation set for {challenger.name}/{challenger.version}: no held-out rows and no golden set"
+        )
     return rows
 
 
@@ -119,7 +143,15 @@ def _table_bytes(rows: Sequence[dict[str, Any]]) -> bytes:
     return buffer.getvalue()
 
 
-def _score_classifier(model_dir: Path, rows: Sequence[dict[str, Any]], labels: list[str], text_column: str, label_column: str, latency_sample: int, min_group_size: int) -> dict[str, Any]:
+def _score_classifier(
+    model_dir: Path,
+    rows: Sequence[dict[str, Any]],
+    labels: list[str],
+    text_column: str,
+    label_column: str,
+    latency_sample: int,
+    min_group_size: int,
+) -> dict[str, Any]:
     from airflow_provider_llmops.core.evaluation import (
         classification_metrics,
         group_gap,
@@ -141,7 +173,11 @@ def _score_classifier(model_dir: Path, rows: Sequence[dict[str, Any]], labels: l
     for part in sorted({r["_part"] for r in rows}):
         idx = [i for i, r in enumerate(rows) if r["_part"] == part]
         parts[part] = classification_metrics([y_true[i] for i in idx], [y_pred[i] for i in idx], probs[idx], labels)
-    groups = {c: [str(r.get(c)) if r.get(c) is not None else None for r in rows] for c in GROUP_COLUMNS if any(c in r for r in rows)}
+    groups = {
+        c: [str(r.get(c)) if r.get(c) is not None else None for r in rows]
+        for c in GROUP_COLUMNS
+        if any(c in r for r in rows)
+    }
     if groups:
         fairness = group_gap(y_true, y_pred, groups, labels, min_group_size=min_group_size)
     else:
@@ -163,10 +199,19 @@ def _score_classifier(model_dir: Path, rows: Sequence[dict[str, Any]], labels: l
     for part, metrics in parts.items():
         flat[f"{part}.macro_f1"] = metrics["macro_f1"]
         flat[f"{part}.accuracy"] = metrics["accuracy"]
-    return {"metrics": flat, "overall": overall, "parts": parts, "fairness": fairness, "latency": latency, "model_labels": model.labels}
+    return {
+        "metrics": flat,
+        "overall": overall,
+        "parts": parts,
+        "fairness": fairness,
+        "latency": latency,
+        "model_labels": model.labels,
+    }
 
 
-def _score_causal_lm(model_dir: Path, rows: Sequence[dict[str, Any]], text_column: str, latency_sample: int) -> dict[str, Any]:
+def _score_causal_lm(
+    model_dir: Path, rows: Sequence[dict[str, Any]], text_column: str, latency_sample: int
+) -> dict[str, Any]:
     import math
     import time
 
@@ -194,7 +239,15 @@ def _score_causal_lm(model_dir: Path, rows: Sequence[dict[str, Any]], text_colum
             tokens += n
     loss = total / max(tokens, 1)
     latency = latency_summary(timings)
-    return {"metrics": {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "latency_p50_ms": latency["p50_ms"], "latency_p95_ms": latency["p95_ms"]}, "latency": latency}
+    return {
+        "metrics": {
+            "loss": loss,
+            "perplexity": math.exp(min(loss, 50.0)),
+            "latency_p50_ms": latency["p50_ms"],
+            "latency_p95_ms": latency["p95_ms"],
+        },
+        "latency": latency,
+    }
 
 
 def evaluate(
@@ -214,12 +267,16 @@ def evaluate(
     """Score challenger and champion; commit the evaluation; log it to MLflow. Returns the XCom summary."""
     challenger_version = challenger_version or registry.alias(model_name, CHALLENGER)
     if not challenger_version:
-        raise ConfigurationError(f"model {model_name!r} has no challenger to evaluate (no version given and no '{CHALLENGER}' alias)")
+        raise ConfigurationError(
+            f"model {model_name!r} has no challenger to evaluate (no version given and no '{CHALLENGER}' alias)"
+        )
     challenger = registry.get_version(model_name, challenger_version)
     champion_version = registry.alias(model_name, CHAMPION)
     champion = registry.get_version(model_name, champion_version) if champion_version else None
     task = challenger.tags.get(TAG_TASK, "sequence-classification")
-    rows = build_eval_set(store, challenger, read_golden(golden_path) if task == "sequence-classification" else [], text_column)
+    rows = build_eval_set(
+        store, challenger, read_golden(golden_path) if task == "sequence-classification" else [], text_column
+    )
     set_id = eval_set_id(rows)
     key = f"v{challenger.version}-vs-{'v' + champion.version if champion else 'none'}-{set_id[:12]}"
     existing = store.read_evaluation_bytes(model_name, key)
@@ -228,21 +285,34 @@ def evaluate(
         return _returned_summary(json.loads(existing)["summary"], existing)
 
     if champion is not None and champion.tags.get(TAG_SEED) != challenger.tags.get(TAG_SEED):
-        log(f"warning: champion {champion.version} was split with seed {champion.tags.get(TAG_SEED)}, challenger with {challenger.tags.get(TAG_SEED)}: held-out rows may overlap the champion's training data")
-    log(f"evaluating {model_name}: challenger v{challenger.version} vs champion {('v' + champion.version) if champion else '(none)'} on {len(rows)} rows (eval set {set_id[:12]})")
+        log(
+            f"warning: champion {champion.version} was split with seed {champion.tags.get(TAG_SEED)}, "
+            f"challenger with {challenger.tags.get(TAG_SEED)}: held-out rows may overlap the champion's training data"
+        )
+    log(
+        f"evaluating {model_name}: challenger v{challenger.version} vs champion "
+        f"{('v' + champion.version) if champion else '(none)'} on {len(rows)} rows (eval set {set_id[:12]})"
+    )
     models = {"challenger": challenger, **({"champion": champion} if champion else {})}
     results: dict[str, Any] = {}
     labels: list[str] = []
     if task == "sequence-classification":
-        label_sets = [json.loads((fetch_model(registry, v, cache_dir) / "label_map.json").read_text())["labels"] for v in models.values()]
+        label_sets = [
+            json.loads((fetch_model(registry, v, cache_dir) / "label_map.json").read_text())["labels"]
+            for v in models.values()
+        ]
         labels = sorted({str(r[label_column]) for r in rows} | {str(x) for ls in label_sets for x in ls})
     for role, version in models.items():
         model_dir = fetch_model(registry, version, cache_dir)
         if task == "sequence-classification":
-            results[role] = _score_classifier(model_dir, rows, labels, text_column, label_column, latency_sample, min_group_size)
+            results[role] = _score_classifier(
+                model_dir, rows, labels, text_column, label_column, latency_sample, min_group_size
+            )
         else:
             results[role] = _score_causal_lm(model_dir, rows, text_column, latency_sample)
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in results[role]["metrics"].items() if isinstance(v, float) and "." not in k)
+        shown = ", ".join(
+            f"{k} {v:.4f}" for k, v in results[role]["metrics"].items() if isinstance(v, float) and "." not in k
+        )
         log(f"{role} v{version.version}: {shown}")
 
     parts: dict[str, int] = {}
@@ -344,7 +414,9 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _log_to_mlflow(registry: ModelRegistry, model_name: str, key: str, summary: dict[str, Any], results: dict[str, Any]) -> str:
+def _log_to_mlflow(
+    registry: ModelRegistry, model_name: str, key: str, summary: dict[str, Any], results: dict[str, Any]
+) -> str:
     client = registry.client
     experiment_id = registry.experiment_id(registry.experiment_name)
     found = registry.find_runs(experiment_id, {"llmops.eval_key": key})
@@ -353,7 +425,12 @@ def _log_to_mlflow(registry: ModelRegistry, model_name: str, key: str, summary: 
     run = client.create_run(
         experiment_id,
         run_name=f"evaluate-{model_name}-{key}",
-        tags={"llmops.eval_key": key, "llmops.model": model_name, "llmops.challenger_version": summary["challenger_version"], "llmops.champion_version": str(summary["champion_version"] or "")},
+        tags={
+            "llmops.eval_key": key,
+            "llmops.model": model_name,
+            "llmops.challenger_version": summary["challenger_version"],
+            "llmops.champion_version": str(summary["champion_version"] or ""),
+        },
     )
     run_id = run.info.run_id
     try:
@@ -362,7 +439,9 @@ def _log_to_mlflow(registry: ModelRegistry, model_name: str, key: str, summary: 
                 if isinstance(value, (int, float)) and value is not None:
                     client.log_metric(run_id, f"{role}.{metric}", float(value))
         with tempfile.TemporaryDirectory() as tmp:
-            (Path(tmp) / "evaluation.json").write_text(json.dumps({"summary": summary, "results": results}, indent=1, default=_jsonable))
+            (Path(tmp) / "evaluation.json").write_text(
+                json.dumps({"summary": summary, "results": results}, indent=1, default=_jsonable)
+            )
             client.log_artifact(run_id, str(Path(tmp) / "evaluation.json"), "evaluation")
         client.set_terminated(run_id, "FINISHED")
     except BaseException:

@@ -2,7 +2,8 @@
 per-group gaps (fairness across metadata columns such as region or language) and latency percentiles.
 
 Pure numpy, no scikit-learn at runtime (the tests cross-check against it). Every result is a plain JSON-serialisable
-dict of Python ints/floats/strings; a value that is undefined (no rows, a class never predicted, ...) is None, never NaN.
+dict of Python ints/floats/strings; a value that is undefined (no rows, a class never predicted, ...) is None,
+never NaN.
 
 Conventions:
 
@@ -62,7 +63,9 @@ def _encode(values: Sequence[str], index: Mapping[str, int], what: str) -> np.nd
     return codes
 
 
-def _encode_pair(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int]:
+def _encode_pair(
+    y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, int]:
     if len(y_true) != len(y_pred):
         raise ValueError(f"y_true and y_pred differ in length: {len(y_true)} vs {len(y_pred)}")
     index = _label_index(labels)
@@ -107,7 +110,9 @@ def _group_value(cm: np.ndarray, metric: str) -> float | None:
     return _nanmean(scores["f1"] if metric == "macro_f1" else scores["recall"])
 
 
-def expected_calibration_error(confidences: Sequence[float] | np.ndarray, correct: Sequence[bool] | np.ndarray, bins: int = ECE_BINS) -> float:
+def expected_calibration_error(
+    confidences: Sequence[float] | np.ndarray, correct: Sequence[bool] | np.ndarray, bins: int = ECE_BINS
+) -> float:
     """Expected calibration error over `bins` equal-width, right-closed confidence bins, weighted by bin count.
 
     `confidences` are in [0, 1] (float32 overshoot up to 1e-6 is clipped); `correct` are booleans or 0/1.
@@ -134,7 +139,9 @@ def expected_calibration_error(confidences: Sequence[float] | np.ndarray, correc
     return float(np.abs(sum_correct - sum_conf).sum() / conf.size)
 
 
-def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], probs: np.ndarray | None, labels: Sequence[str]) -> dict[str, Any]:
+def classification_metrics(
+    y_true: Sequence[str], y_pred: Sequence[str], probs: np.ndarray | None, labels: Sequence[str]
+) -> dict[str, Any]:
     """Accuracy, macro-F1, macro recall, per-class precision/recall/F1/support, ECE and the confusion matrix.
 
     `probs` (optional) is an (n, len(labels)) array of class probabilities in `labels` order. Returns

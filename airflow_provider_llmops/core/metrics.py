@@ -14,9 +14,21 @@ def drift_registry(report: dict[str, Any], dataset: str) -> Any:
     from prometheus_client import CollectorRegistry, Gauge
 
     registry = CollectorRegistry()
-    score = Gauge("llmops_drift_score", "Drift statistic of a feature against the reference profile", ["dataset", "feature", "statistic"], registry=registry)
-    threshold = Gauge("llmops_drift_threshold", "Calibrated threshold of a feature's verdict statistic at this batch size", ["dataset", "feature"], registry=registry)
-    feature_drift = Gauge("llmops_drift_feature_detected", "1 when a feature drifts", ["dataset", "feature"], registry=registry)
+    score = Gauge(
+        "llmops_drift_score",
+        "Drift statistic of a feature against the reference profile",
+        ["dataset", "feature", "statistic"],
+        registry=registry,
+    )
+    threshold = Gauge(
+        "llmops_drift_threshold",
+        "Calibrated threshold of a feature's verdict statistic at this batch size",
+        ["dataset", "feature"],
+        registry=registry,
+    )
+    feature_drift = Gauge(
+        "llmops_drift_feature_detected", "1 when a feature drifts", ["dataset", "feature"], registry=registry
+    )
     detected = Gauge("llmops_drift_detected", "1 when the batch drifts", ["dataset"], registry=registry)
     rows = Gauge("llmops_drift_rows", "Rows scored", ["dataset"], registry=registry)
     statistic = report["rules"]["statistic"]
@@ -35,7 +47,9 @@ def drift_registry(report: dict[str, Any], dataset: str) -> Any:
     return registry
 
 
-def export(registry: Any, *, job: str, grouping: dict[str, str], pushgateway_url: str | None, textfile: Path | None) -> dict[str, Any]:
+def export(
+    registry: Any, *, job: str, grouping: dict[str, str], pushgateway_url: str | None, textfile: Path | None
+) -> dict[str, Any]:
     """Push to the Pushgateway (if configured) and write a textfile (if a path is given). Returns what happened."""
     from prometheus_client import push_to_gateway, write_to_textfile
 

@@ -32,7 +32,10 @@ def _check_safe(model_dir: Path) -> None:
         raise ConfigurationError(f"model directory {model_dir} does not exist")
     if not list(model_dir.glob("*.safetensors")):
         pickles = [p.name for p in model_dir.glob("*.bin")] + [p.name for p in model_dir.glob("*.pt")]
-        raise ConfigurationError(f"{model_dir} has no safetensors weights{' (refusing pickle files ' + str(pickles) + ')' if pickles else ''}")
+        raise ConfigurationError(
+            f"{model_dir} has no safetensors weights"
+            f"{' (refusing pickle files ' + str(pickles) + ')' if pickles else ''}"
+        )
 
 
 class TextClassifier:
@@ -48,7 +51,9 @@ class TextClassifier:
         _check_safe(self.model_dir)
         self.device = pick_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, trust_remote_code=False)
-        self.model = AutoModelForSequenceClassification.from_pretrained(self.model_dir, trust_remote_code=False, use_safetensors=True)
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            self.model_dir, trust_remote_code=False, use_safetensors=True
+        )
         self.model.to(self.device).eval()
         label_file = self.model_dir / LABEL_MAP_FILE
         if label_file.is_file():
@@ -68,7 +73,13 @@ class TextClassifier:
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
-                enc = self.tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length, padding=True, return_tensors="pt")
+                enc = self.tokenizer(
+                    [texts[i] for i in idx],
+                    truncation=True,
+                    max_length=self.max_length,
+                    padding=True,
+                    return_tensors="pt",
+                )
                 logits = self.model(**{k: v.to(self.device) for k, v in enc.items()}).logits.float()
                 out[idx] = torch.softmax(logits, dim=-1).cpu().numpy()
         return out

@@ -183,9 +183,16 @@ def parse_csv(data: bytes, max_row_bytes: int, source: str) -> ParsedSource:
             rows.append(_oversized(start, raw, len(raw_bytes), max_row_bytes))
             continue
         if len(fields) != len(header):
-            rows.append(RawRow(line=start, raw=raw, reason=R.MALFORMED, detail=f"expected {len(header)} CSV fields, got {len(fields)}"))
+            rows.append(
+                RawRow(
+                    line=start,
+                    raw=raw,
+                    reason=R.MALFORMED,
+                    detail=f"expected {len(header)} CSV fields, got {len(fields)}",
+                )
+            )
             continue
-        rows.append(RawRow(line=start, raw=raw, row=dict(zip(header, fields))))
+        rows.append(RawRow(line=start, raw=raw, row=dict(zip(header, fields, strict=True))))
     return ParsedSource(columns=header, rows=rows, rows_read=read, blank_lines=blank)
 
 
@@ -203,8 +210,8 @@ def parse_parquet(data: bytes, max_row_bytes: int, source: str) -> ParsedSource:
         raise SourceError(source, f"has duplicate Parquet columns {[_printable_name(n) for n in duplicated]}")
     values = [_column_values(column, pa) for column in table.columns]
     rows: list[RawRow] = []
-    for index, cells in enumerate(zip(*values), start=1):
-        row = dict(zip(names, cells))
+    for index, cells in enumerate(zip(*values, strict=True), start=1):
+        row = dict(zip(names, cells, strict=True))
         raw = json.dumps(row, ensure_ascii=False, default=str)
         size = len(raw.encode("utf-8"))
         if size > max_row_bytes:
@@ -240,4 +247,3 @@ def parse(data: bytes, file_format: str, max_row_bytes: int, source: str) -> Par
     if file_format == "parquet":
         return parse_parquet(data, max_row_bytes, source)
     raise SourceError(source, f"unknown format {file_format!r}")
-

@@ -32,7 +32,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,13 @@ import numpy as np
 from airflow_provider_llmops import __version__
 from airflow_provider_llmops.core import drift as D
 from airflow_provider_llmops.core.batches import Chunk
-from airflow_provider_llmops.core.features import NUMERIC_FEATURES, TextFeaturizer, TokenizerRef, VocabularyBuilder, load_tokenizer
+from airflow_provider_llmops.core.features import (
+    NUMERIC_FEATURES,
+    TextFeaturizer,
+    TokenizerRef,
+    VocabularyBuilder,
+    load_tokenizer,
+)
 
 PROFILE_FILE = "profile.json"
 TOKENS_FILE = "token_seen.npy"
@@ -77,7 +83,12 @@ class FeatureProfile:
 
     @classmethod
     def from_dict(cls, name: str, spec: dict[str, Any]) -> FeatureProfile:
-        return cls(name=name, binning=D.binning_from_dict(spec), counts=np.asarray(spec["counts"], dtype=np.int64), halves=spec.get("halves", {}))
+        return cls(
+            name=name,
+            binning=D.binning_from_dict(spec),
+            counts=np.asarray(spec["counts"], dtype=np.int64),
+            halves=spec.get("halves", {}),
+        )
 
 
 @dataclass
@@ -121,7 +132,9 @@ class ReferenceProfile:
         if self.stored_id:
             return self.stored_id
         identity = self._core_dict()
-        identity["tokenizer"] = {k: v for k, v in identity["tokenizer"].items() if k != "path"}  # where it lies is not what it is
+        identity["tokenizer"] = {
+            k: v for k, v in identity["tokenizer"].items() if k != "path"
+        }  # where it lies is not what it is
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode())
         digest.update(self.token_seen.tobytes())
         if self.embedding is not None:
@@ -142,7 +155,13 @@ class ReferenceProfile:
             "predicted_labels": self.predicted_labels,
             "label_missing": self.label_missing,
             "predictor": self.predictor,
-            "embedding": None if self.embedding is None else {"model": self.embedding.model, "bandwidth": self.embedding.bandwidth, "rows": int(len(self.embedding.sample))},
+            "embedding": None
+            if self.embedding is None
+            else {
+                "model": self.embedding.model,
+                "bandwidth": self.embedding.bandwidth,
+                "rows": int(len(self.embedding.sample)),
+            },
         }
 
     def to_files(self) -> dict[str, bytes]:
@@ -150,12 +169,20 @@ class ReferenceProfile:
         import io
 
         files: dict[str, bytes] = {}
-        for name, array in ((TOKENS_FILE, self.token_seen), (EMBEDDINGS_FILE, None if self.embedding is None else self.embedding.sample)):
+        for name, array in (
+            (TOKENS_FILE, self.token_seen),
+            (EMBEDDINGS_FILE, None if self.embedding is None else self.embedding.sample),
+        ):
             if array is not None:
                 buffer = io.BytesIO()
                 np.save(buffer, array, allow_pickle=False)
                 files[name] = buffer.getvalue()
-        body = {**self._core_dict(), "profile_id": self.profile_id, "created_at": self.created_at, "provider_version": __version__}
+        body = {
+            **self._core_dict(),
+            "profile_id": self.profile_id,
+            "created_at": self.created_at,
+            "provider_version": __version__,
+        }
         files[PROFILE_FILE] = json.dumps(body, indent=1).encode()
         return files
 
@@ -192,7 +219,9 @@ class ReferenceProfile:
         embedding = None
         if body.get("embedding"):
             embedding = EmbeddingProfile(
-                model=body["embedding"]["model"], sample=np.load(directory / EMBEDDINGS_FILE, allow_pickle=False), bandwidth=float(body["embedding"]["bandwidth"])
+                model=body["embedding"]["model"],
+                sample=np.load(directory / EMBEDDINGS_FILE, allow_pickle=False),
+                bandwidth=float(body["embedding"]["bandwidth"]),
             )
         return cls(
             row_count=body["row_count"],
@@ -295,7 +324,11 @@ def build_profile(
             numeric[name].append(feats[name].astype(np.float32))
         offset = rows % 2
         vocabulary.add(texts[offset::2], ids[offset::2])
-        columns = [c for c in chunk if c not in EXCLUDED_COLUMNS and c != text_column] if auto_columns else list(categorical_columns or [])
+        columns = (
+            [c for c in chunk if c not in EXCLUDED_COLUMNS and c != text_column]
+            if auto_columns
+            else list(categorical_columns or [])
+        )
         if label_column and label_column in chunk and label_column not in columns:
             columns.append(label_column)
         halves_by_column: dict[str, tuple[list[Any], list[Any]]] = {}
@@ -326,7 +359,11 @@ def build_profile(
     for name, parts in numeric.items():
         values = np.concatenate(parts) if parts else np.zeros(0)
         binning = D.NumericBinning.from_reference(values, bins)
-        halves = D.compare(binning.counts(values[halves_index == 0]), binning.counts(values[halves_index == 1])) if rows >= 4 else {}
+        halves = (
+            D.compare(binning.counts(values[halves_index == 0]), binning.counts(values[halves_index == 1]))
+            if rows >= 4
+            else {}
+        )
         features[name] = FeatureProfile(name, binning, binning.counts(values), halves)
     label_present = predicted_present = False
     if predictor is not None:
@@ -376,14 +413,16 @@ def build_profile(
         row_count=rows,
         text_column=text_column,
         label_column=label_column if label_present else None,
-        categorical_columns=[c for c in categorical if c not in (label_column, "predicted_label") and f"meta:{c}" in features],
+        categorical_columns=[
+            c for c in categorical if c not in (label_column, "predicted_label") and f"meta:{c}" in features
+        ],
         tokenizer=tokenizer_ref,
         features=features,
         word_vocab=word_vocab,
         token_seen=vocabulary.token_seen,
         snapshot_ids=list(snapshot_ids or []),
         embedding=embedding,
-        created_at=datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+        created_at=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         predicted_labels=predicted_present,
         label_missing=label_missing if label_present else 0,
         predictor=None
@@ -447,7 +486,12 @@ def label_missing_check(
     }
 
 
-def score(profile: ReferenceProfile, chunks: Iterable[Chunk], options: ScoreOptions | None = None, predictor: Predictor | None = None) -> dict[str, Any]:
+def score(
+    profile: ReferenceProfile,
+    chunks: Iterable[Chunk],
+    options: ScoreOptions | None = None,
+    predictor: Predictor | None = None,
+) -> dict[str, Any]:
     """Score a batch (streamed in chunks) against a profile. Never reads the reference data."""
     from airflow_provider_llmops.core.embedding import EmbeddingRules, Reservoir
 
@@ -527,7 +571,12 @@ def score(profile: ReferenceProfile, chunks: Iterable[Chunk], options: ScoreOpti
             "fixed_thresholds": dict(options.rules.thresholds),
             "reference_halves": feature.halves,
             "verdict": decision,
-            "histogram": {"bins": feature.binning.labels(), "reference": reference_p.tolist(), "current": current_p.tolist(), "current_counts": current.tolist()},
+            "histogram": {
+                "bins": feature.binning.labels(),
+                "reference": reference_p.tolist(),
+                "current": current_p.tolist(),
+                "current_counts": current.tolist(),
+            },
         }
     timings["statistics"] += time.perf_counter() - t_stats
 
@@ -537,9 +586,18 @@ def score(profile: ReferenceProfile, chunks: Iterable[Chunk], options: ScoreOpti
 
         t0 = time.perf_counter()
         encoder = Encoder(_model_dir(profile.tokenizer))
-        current_sample = encoder.encode(reservoir.items) if reservoir.items else np.zeros((0, profile.embedding.sample.shape[1]), dtype=np.float32)
+        current_sample = (
+            encoder.encode(reservoir.items)
+            if reservoir.items
+            else np.zeros((0, profile.embedding.sample.shape[1]), dtype=np.float32)
+        )
         t1 = time.perf_counter()
-        embedding = embedding_drift(profile.embedding.sample, current_sample, profile.embedding.bandwidth, options.embedding_rules or EmbeddingRules())
+        embedding = embedding_drift(
+            profile.embedding.sample,
+            current_sample,
+            profile.embedding.bandwidth,
+            options.embedding_rules or EmbeddingRules(),
+        )
         t2 = time.perf_counter()
         embedding["seconds_embedding"] = t1 - t0
         embedding["seconds_math"] = t2 - t1
@@ -573,10 +631,24 @@ def score(profile: ReferenceProfile, chunks: Iterable[Chunk], options: ScoreOpti
             "notes": profile.notes,
         },
         "checks": checks,
-        "rules": {"statistic": options.rules.statistic, "mode": options.rules.mode, "min_rows": options.rules.min_rows, "fixed_thresholds": dict(options.rules.thresholds), "sigmas": options.rules.sigmas, "draws": options.rules.draws, "epsilon": D.EPSILON},
+        "rules": {
+            "statistic": options.rules.statistic,
+            "mode": options.rules.mode,
+            "min_rows": options.rules.min_rows,
+            "fixed_thresholds": dict(options.rules.thresholds),
+            "sigmas": options.rules.sigmas,
+            "draws": options.rules.draws,
+            "epsilon": D.EPSILON,
+        },
         "drifting_features": drifting,
         "top_features": [
-            {"feature": n, options.rules.statistic: f["scores"][options.rules.statistic], "js": f["scores"]["js"], "drift": f["verdict"]["drift"]} for n, f in ranked[:5]
+            {
+                "feature": n,
+                options.rules.statistic: f["scores"][options.rules.statistic],
+                "js": f["scores"]["js"],
+                "drift": f["verdict"]["drift"],
+            }
+            for n, f in ranked[:5]
         ],
         "batch": {"word_oov_share": (words_unseen / words_total) if words_total else 0.0},
         "features": report_features,

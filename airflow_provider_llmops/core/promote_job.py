@@ -27,7 +27,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow_provider_llmops.core.audit import AuditTrail, actor_of, records
@@ -53,7 +53,7 @@ class RollbackRefusedError(ConfigurationError):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _digest(*parts: Any) -> str:
@@ -289,6 +289,7 @@ def _evaluation_evidence(
 ) -> tuple[dict[str, Any] | None, list[str]]:
     """A stored, hash-checked evaluation of `target` (challenger) against `champion` that passes `spec`."""
     from airflow_provider_llmops.core.evaluate_job import TAG_EVALUATION_SHA256, load_evaluation
+
     notes: list[str] = []
     version = registry.get_version(name, target)
     prefix = f"v{target}-vs-{'v' + champion if champion else 'none'}-"
@@ -418,7 +419,12 @@ def rollback(
                 "announce": False,
             }
         evidence = rollback_evidence(
-            registry=registry, audit=audit, store=store, model_name=model_name, target=target, champion=champion,
+            registry=registry,
+            audit=audit,
+            store=store,
+            model_name=model_name,
+            target=target,
+            champion=champion,
             spec=spec or GateSpec(),
         )
         before = champion

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -35,7 +35,17 @@ EMPTY_ID = "empty_id"
 INVALID_TIMESTAMP = "invalid_timestamp"
 DUPLICATE_ID = "duplicate_id"
 OVERSIZED = "oversized_row"
-REASONS = (MALFORMED, INVALID_UTF8, MISSING_COLUMN, WRONG_TYPE, EMPTY_TEXT, EMPTY_ID, INVALID_TIMESTAMP, DUPLICATE_ID, OVERSIZED)
+REASONS = (
+    MALFORMED,
+    INVALID_UTF8,
+    MISSING_COLUMN,
+    WRONG_TYPE,
+    EMPTY_TEXT,
+    EMPTY_ID,
+    INVALID_TIMESTAMP,
+    DUPLICATE_ID,
+    OVERSIZED,
+)
 
 
 class RowRejected(Exception):
@@ -103,7 +113,9 @@ class ColumnMapping:
     metadata: tuple[str, ...] | None = None
 
     @classmethod
-    def from_config(cls, rename: Mapping[str, str] | None = None, metadata: list[str] | tuple[str, ...] | None = None) -> ColumnMapping:
+    def from_config(
+        cls, rename: Mapping[str, str] | None = None, metadata: list[str] | tuple[str, ...] | None = None
+    ) -> ColumnMapping:
         rename = dict(rename or {})
         targets = list(rename.values())
         duplicates = sorted({t for t in targets if targets.count(t) > 1})
@@ -188,7 +200,7 @@ def _as_timestamp(value: Any) -> str | None:
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             if not math.isfinite(value):
                 raise RowRejected(INVALID_TIMESTAMP, f"timestamp {value!r} is not finite")
-            moment = datetime.fromtimestamp(value, tz=timezone.utc)
+            moment = datetime.fromtimestamp(value, tz=UTC)
         elif isinstance(value, str):
             try:
                 moment = datetime.fromisoformat(value.strip())
@@ -201,12 +213,12 @@ def _as_timestamp(value: Any) -> str | None:
                 INVALID_TIMESTAMP, f"timestamp must be ISO 8601 text or epoch seconds, got {type(value).__name__}"
             )
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        moment = moment.astimezone(timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
+        moment = moment.astimezone(UTC)
     except (ValueError, OverflowError, OSError) as exc:
         raise RowRejected(INVALID_TIMESTAMP, f"timestamp {show(value)} is out of range: {exc}") from None
     if type(moment) is not datetime:  # e.g. pandas.Timestamp from a nanosecond column: keep microseconds
-        moment = datetime(*moment.timetuple()[:6], moment.microsecond, tzinfo=timezone.utc)
+        moment = datetime(*moment.timetuple()[:6], moment.microsecond, tzinfo=UTC)
     return moment.isoformat().replace("+00:00", "Z")
 
 

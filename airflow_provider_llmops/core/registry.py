@@ -66,7 +66,13 @@ class VersionInfo:
     aliases: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "run_id": self.run_id, "source": self.source, "aliases": list(self.aliases)}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "run_id": self.run_id,
+            "source": self.source,
+            "aliases": list(self.aliases),
+        }
 
 
 def _info(mv: Any) -> VersionInfo:
@@ -107,13 +113,20 @@ class MlflowConfig:
     experiment: str = "llmops"
 
     def __repr__(self) -> str:  # never show credentials
-        return f"MlflowConfig(tracking_uri={self.tracking_uri!r}, registry_uri={self.registry_uri!r}, experiment={self.experiment!r})"
+        return (
+            f"MlflowConfig(tracking_uri={self.tracking_uri!r}, registry_uri={self.registry_uri!r}, "
+            f"experiment={self.experiment!r})"
+        )
 
     def apply_credentials(self) -> None:
         """Hand the credentials to MLflow. Values an earlier config of this process set and this one lacks are
         removed, so one connection's credentials never reach another server; values set by the environment
         itself are left alone."""
-        for key, value in (("MLFLOW_TRACKING_USERNAME", self.username), ("MLFLOW_TRACKING_PASSWORD", self.password), ("MLFLOW_TRACKING_TOKEN", self.token)):
+        for key, value in (
+            ("MLFLOW_TRACKING_USERNAME", self.username),
+            ("MLFLOW_TRACKING_PASSWORD", self.password),
+            ("MLFLOW_TRACKING_TOKEN", self.token),
+        ):
             if value:
                 os.environ[key] = value
                 _CREDENTIALS_SET.add(key)
@@ -142,7 +155,13 @@ class ModelRegistry:
         registry.experiment_name = config.experiment
         return registry
 
-    def __init__(self, tracking_uri: str, registry_uri: str | None = None, lock_dir: str | Path | None = None, artifact_root: str | None = None) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        registry_uri: str | None = None,
+        lock_dir: str | Path | None = None,
+        artifact_root: str | None = None,
+    ) -> None:
         from mlflow import MlflowClient
 
         self.tracking_uri = tracking_uri
@@ -175,7 +194,9 @@ class ModelRegistry:
 
     def find_runs(self, experiment_id: str, tags: Mapping[str, str]) -> list[Any]:
         query = " and ".join(f"tags.`{k}` = '{_quote(v)}'" for k, v in tags.items())
-        return list(self.client.search_runs([experiment_id], filter_string=query, order_by=["attributes.start_time DESC"]))
+        return list(
+            self.client.search_runs([experiment_id], filter_string=query, order_by=["attributes.start_time DESC"])
+        )
 
     def run_url(self, experiment_id: str, run_id: str) -> str | None:
         base = _ui_base(self.tracking_uri, self.ui_url)
@@ -205,11 +226,15 @@ class ModelRegistry:
         found = [_info(mv) for mv in self.client.search_model_versions(query)]
         return sorted(found, key=lambda v: int(v.version))
 
-    def register(self, name: str, source: str, run_id: str, tags: Mapping[str, str], description: str | None = None) -> VersionInfo:
+    def register(
+        self, name: str, source: str, run_id: str, tags: Mapping[str, str], description: str | None = None
+    ) -> VersionInfo:
         """A new version of `name` from artifacts at `source`; waits until it is READY. A failure after creation
         deletes the half-made version so nothing is left behind."""
         self.ensure_model(name)
-        mv = self.client.create_model_version(name, source=source, run_id=run_id, tags=dict(tags), description=description)
+        mv = self.client.create_model_version(
+            name, source=source, run_id=run_id, tags=dict(tags), description=description
+        )
         try:
             deadline = time.monotonic() + 300
             while str(getattr(mv, "status", "READY")) not in ("READY", "ModelVersionStatus.READY"):
@@ -278,7 +303,9 @@ class ModelRegistry:
         aliases = {alias: str(version) for alias, version in (model.aliases or {}).items()}
         return aliases, _epoch(tags.get(TAG_ALIAS_EPOCH)), tags.get(TAG_ALIAS_CLAIM)
 
-    def compare_and_swap(self, name: str, expected: Mapping[str, str | None], updates: Mapping[str, str | None]) -> dict[str, str]:
+    def compare_and_swap(
+        self, name: str, expected: Mapping[str, str | None], updates: Mapping[str, str | None]
+    ) -> dict[str, str]:
         """Set (version) or remove (None) aliases in `updates` if every alias in `expected` still points at the
         expected version (None: unset). Returns the aliases after the change. Raises AliasConflict, having
         changed no alias, when an alias moved or another writer is changing them (see the module docstring)."""

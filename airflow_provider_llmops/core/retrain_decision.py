@@ -10,7 +10,15 @@ from airflow_provider_llmops.core.store import DatasetStore
 from airflow_provider_llmops.core.train_job import TAG_SNAPSHOTS
 
 
-def decide_retrain(store: DatasetStore, registry: ModelRegistry, dataset: str, model_name: str, *, force: bool = False, requested: bool = False) -> tuple[bool, str]:
+def decide_retrain(
+    store: DatasetStore,
+    registry: ModelRegistry,
+    dataset: str,
+    model_name: str,
+    *,
+    force: bool = False,
+    requested: bool = False,
+) -> tuple[bool, str]:
     """(retrain?, why). In order: forced; no champion yet; requested by the drift DAG; the newest validated
     snapshot drifted and the champion has not been trained on it; else no."""
     if force:
@@ -32,5 +40,9 @@ def decide_retrain(store: DatasetStore, registry: ModelRegistry, dataset: str, m
         return False, f"the newest snapshot {newest} has no drift report yet (llmops_drift scores it)"
     report = json.loads(raw)
     if report.get("drift"):
-        return True, f"the newest snapshot {newest} drifted ({', '.join(report.get('drifting_features', [])) or 'embeddings'}) and champion v{champion} was not trained on it"
+        return (
+            True,
+            f"the newest snapshot {newest} drifted ({', '.join(report.get('drifting_features', [])) or 'embeddings'}) "
+            f"and champion v{champion} was not trained on it",
+        )
     return False, f"the newest snapshot {newest} did not drift"

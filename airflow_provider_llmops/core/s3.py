@@ -29,5 +29,10 @@ def make_client(config: S3Config) -> Any:
     return session.client(
         "s3",
         endpoint_url=config.endpoint_url,
-        config=Config(s3={"addressing_style": config.addressing_style}, retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10, read_timeout=60),
+        config=Config(
+            s3={"addressing_style": config.addressing_style},
+            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=10,
+            read_timeout=60,
+        ),
     )

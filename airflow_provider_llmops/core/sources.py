@@ -32,7 +32,14 @@ from urllib.parse import quote, unquote, urljoin, urlparse, urlsplit
 from airflow_provider_llmops.errors import ConfigurationError, PathNotAllowedError, SourceError
 
 FORMATS = ("jsonl", "csv", "parquet")
-_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+_SUFFIXES = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 REMOTE_SCHEMES = ("s3", "http", "https")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 ALLOW_LIST_SETTING = "[llmops] allowed_uri_prefixes (env AIRFLOW__LLMOPS__ALLOWED_URI_PREFIXES)"
@@ -59,7 +66,11 @@ def detect_format(uri: str, explicit: str | None = None) -> str:
         return fmt
     suffix = Path(urlparse(uri).path).suffix.lower()
     if suffix not in _SUFFIXES:
-        raise SourceError(uri, f"cannot tell the format from suffix {suffix or '(none)'!r}; set file_format to one of {', '.join(FORMATS)}")
+        raise SourceError(
+            uri,
+            f"cannot tell the format from suffix {suffix or '(none)'!r}; "
+            f"set file_format to one of {', '.join(FORMATS)}",
+        )
     return _SUFFIXES[suffix]
 
 
@@ -82,7 +93,9 @@ def check_allowed(uri: str, path: Path, allowed_roots: tuple[str, ...] | list[st
         root_path = Path(root).expanduser().resolve()
         if resolved == root_path or root_path in resolved.parents:
             return resolved
-    raise PathNotAllowedError(uri, f"resolves to {resolved}, outside the allowed roots {list(allowed_roots)} (setting [llmops] allowed_roots)")
+    raise PathNotAllowedError(
+        uri, f"resolves to {resolved}, outside the allowed roots {list(allowed_roots)} (setting [llmops] allowed_roots)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -306,8 +319,9 @@ def check_remote_allowed(target: RemoteTarget, rules: Sequence[UriRule], *, what
     shown = redact(target.uri)
     if not rules:
         raise PathNotAllowedError(
-            shown, f"{what}no remote source is allowed: set {ALLOW_LIST_SETTING} to the scheme://host[:port][/path] "
-            "prefixes that may be read (empty, the default, allows none)"
+            shown,
+            f"{what}no remote source is allowed: set {ALLOW_LIST_SETTING} to the scheme://host[:port][/path] "
+            "prefixes that may be read (empty, the default, allows none)",
         )
     raise PathNotAllowedError(
         shown, f"{what}is outside the allowed URI prefixes {[r.text for r in rules]} (setting {ALLOW_LIST_SETTING})"
@@ -326,7 +340,9 @@ def _read_local(uri: str, path: Path, max_bytes: int) -> bytes:
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise SourceError(uri, f"is {size} bytes, over the limit of {max_bytes} (setting [llmops] max_source_bytes)")
+            raise SourceError(
+                uri, f"is {size} bytes, over the limit of {max_bytes} (setting [llmops] max_source_bytes)"
+            )
         return path.read_bytes()
     except PermissionError:
         raise SourceError(uri, f"is not readable by this worker: permission denied ({path})") from None
@@ -346,7 +362,13 @@ def _read_s3(target: RemoteTarget, client: Any, max_bytes: int) -> bytes:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if code in ("404", "NoSuchKey", "NoSuchBucket", "NotFound"):
             raise SourceError(uri, "does not exist (no such bucket or key)") from None
-        if status in (401, 403) or code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"):
+        if status in (401, 403) or code in (
+            "403",
+            "AccessDenied",
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "Forbidden",
+        ):
             raise SourceError(uri, f"access denied: the credentials are not authorised ({code or status})") from None
         raise SourceError(uri, f"S3 error {code or status}: {exc}") from None
     except NoCredentialsError:
@@ -480,8 +502,13 @@ def read_source(
             data = _read_s3(target, s3_client, max_bytes)
         else:
             data = _read_http(
-                target, rules, headers=http_headers, credential_rules=credential_rules,
-                max_bytes=max_bytes, timeout=http_timeout, max_redirects=max_redirects,
+                target,
+                rules,
+                headers=http_headers,
+                credential_rules=credential_rules,
+                max_bytes=max_bytes,
+                timeout=http_timeout,
+                max_redirects=max_redirects,
             )
         location = uri
     if not data.strip():

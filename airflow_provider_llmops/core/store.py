@@ -38,7 +38,8 @@ _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 def check_dataset_name(dataset: str) -> str:
     if not isinstance(dataset, str) or not _DATASET_RE.match(dataset) or ".." in dataset:
         raise ConfigurationError(
-            f"invalid dataset name {dataset!r}: use 1-128 letters, digits, '_', '-' or '.', starting with a letter or digit"
+            f"invalid dataset name {dataset!r}: use 1-128 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit"
         )
     return dataset
 
@@ -137,7 +138,9 @@ class _S3Backend:
     def list_dirs(self, prefix: str) -> list[str]:
         full = self._key(prefix).rstrip("/") + "/"
         names: list[str] = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full, Delimiter="/"):
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=full, Delimiter="/"
+        ):
             names.extend(p["Prefix"][len(full) :].rstrip("/") for p in page.get("CommonPrefixes", []))
         return sorted(n for n in names if n and not n.startswith("."))
 
@@ -173,7 +176,9 @@ class DatasetStore:
         self.uri = uri
         if parsed.scheme == "s3":
             if s3_client is None:
-                raise ConfigurationError(f"store {uri} is on S3 but no S3 client was given (set [llmops] store_conn_id)")
+                raise ConfigurationError(
+                    f"store {uri} is on S3 but no S3 client was given (set [llmops] store_conn_id)"
+                )
             if not parsed.netloc:
                 raise ConfigurationError(f"store {uri} must be s3://bucket[/prefix]")
             self._backend: _LocalBackend | _S3Backend = _S3Backend(s3_client, parsed.netloc, parsed.path)
@@ -209,7 +214,9 @@ class DatasetStore:
     def exists(self, dataset: str, snapshot_id: str) -> bool:
         return self._backend.exists(f"{self._prefix(dataset, snapshot_id)}/{MANIFEST_FILE}")
 
-    def commit_snapshot(self, dataset: str, snapshot_id: str, data: bytes, quarantine: bytes, manifest: dict[str, Any]) -> tuple[SnapshotRef, bool]:
+    def commit_snapshot(
+        self, dataset: str, snapshot_id: str, data: bytes, quarantine: bytes, manifest: dict[str, Any]
+    ) -> tuple[SnapshotRef, bool]:
         """Write and commit a snapshot; returns (ref, created). `created` is False when it already existed."""
         ref = self.ref(dataset, snapshot_id)
         if self.exists(dataset, snapshot_id):
@@ -260,7 +267,9 @@ class DatasetStore:
 
     def write_validation(self, dataset: str, snapshot_id: str, report: dict[str, Any]) -> str:
         """Store (or replace) the validation report beside a committed snapshot; returns its URI."""
-        return self.write_beside(dataset, snapshot_id, VALIDATION_FILE, json.dumps(report, indent=2, default=str).encode("utf-8"))
+        return self.write_beside(
+            dataset, snapshot_id, VALIDATION_FILE, json.dumps(report, indent=2, default=str).encode("utf-8")
+        )
 
     def data_source(self, dataset: str, snapshot_id: str) -> str | bytes:
         """The snapshot's Parquet data to stream: a local path, or the bytes of an S3 object."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,7 @@ def build_suite(frame: Any, name: str, source: str) -> dict[str, Any]:
                 },
             },
             "length distribution: reference quantiles "
-            + ", ".join(f"q{q:g}={v:g}" for q, v in zip(LENGTH_QUANTILES, quantiles))
+            + ", ".join(f"q{q:g}={v:g}" for q, v in zip(LENGTH_QUANTILES, quantiles, strict=True))
             + ", each within [q/2, 2q]",
         )
     )
@@ -178,7 +178,7 @@ def build_suite(frame: Any, name: str, source: str) -> dict[str, Any]:
             "description": f"Starter suite profiled from {source} by `llmops suite init`: edit it to your data.",
             "profiled_from": source,
             "rows": rows,
-            "created_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+            "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         },
         "expectations": items,
     }

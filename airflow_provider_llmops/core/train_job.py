@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_llmops import __version__
-from airflow_provider_llmops.core.registry import CHALLENGER, CHAMPION, TAG_DAG_RUN, TAG_TRAIN_KEY, ModelRegistry, VersionInfo
+from airflow_provider_llmops.core.registry import (
+    CHALLENGER,
+    CHAMPION,
+    TAG_DAG_RUN,
+    TAG_TRAIN_KEY,
+    ModelRegistry,
+    VersionInfo,
+)
 from airflow_provider_llmops.core.store import DatasetStore
 from airflow_provider_llmops.core.training import TrainConfig, TrainResult, train
 from airflow_provider_llmops.errors import ConfigurationError
@@ -83,7 +90,9 @@ def _plots(result: TrainResult, directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot([h["step"] for h in result.history], [h["loss"] for h in result.history], lw=1, label="train loss (per step)")
+    ax.plot(
+        [h["step"] for h in result.history], [h["loss"] for h in result.history], lw=1, label="train loss (per step)"
+    )
     if result.epochs and "loss" in result.epochs[-1]:
         ax.plot([e["step"] for e in result.epochs], [e["loss"] for e in result.epochs], "o-", label="validation loss")
     ax.set_xlabel("step")
@@ -117,7 +126,13 @@ def _plots(result: TrainResult, directory: Path) -> list[Path]:
     return written
 
 
-def _profile(rows: Sequence[dict[str, Any]], model_dir: Path, config: TrainConfig, snapshots: Sequence[SnapshotSel], embedding_sample: int) -> Any:
+def _profile(
+    rows: Sequence[dict[str, Any]],
+    model_dir: Path,
+    config: TrainConfig,
+    snapshots: Sequence[SnapshotSel],
+    embedding_sample: int,
+) -> Any:
     from airflow_provider_llmops.core.profile import build_profile
 
     """The drift reference of a training run. Its `predicted_label` histogram is the new model predicting its own
@@ -185,7 +200,10 @@ def train_and_register(
     existing = _finished_version(registry, model_name, key)
     experiment_id = registry.experiment_id(registry.experiment_name)
     if existing is not None:
-        log(f"model version {model_name}/{existing.version} was already registered by this task (train key {key}); reusing it")
+        log(
+            f"model version {model_name}/{existing.version} was already registered by this task "
+            f"(train key {key}); reusing it"
+        )
         if registry.alias(model_name, CHAMPION) == existing.version:
             log(f"version {existing.version} is already the champion; the challenger alias is left where it is")
         else:
@@ -223,7 +241,9 @@ def train_and_register(
         client.log_artifacts(run_id, str(work / MODEL_ARTIFACT), MODEL_ARTIFACT)
         split_dir = work / SPLIT_ARTIFACT
         split_dir.mkdir()
-        (split_dir / "split.json").write_text(json.dumps({**result.split, "snapshots": [str(s) for s in snapshots]}, indent=1))
+        (split_dir / "split.json").write_text(
+            json.dumps({**result.split, "snapshots": [str(s) for s in snapshots]}, indent=1)
+        )
         client.log_artifacts(run_id, str(split_dir), SPLIT_ARTIFACT)
         for plot in _plots(result, work / PLOTS_ARTIFACT):
             client.log_artifact(run_id, str(plot), PLOTS_ARTIFACT)
@@ -234,7 +254,13 @@ def train_and_register(
         tags[TAG_PROFILE] = profile.profile_id
         client.set_tag(run_id, TAG_PROFILE, profile.profile_id)
         source = f"{client.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
-        version = registry.register(model_name, source, run_id, tags, description=f"{config.task} fine-tuned on {', '.join(str(s) for s in snapshots)}")
+        version = registry.register(
+            model_name,
+            source,
+            run_id,
+            tags,
+            description=f"{config.task} fine-tuned on {', '.join(str(s) for s in snapshots)}",
+        )
         for metric, value in result.summary().items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 registry.client.set_model_version_tag(model_name, version.version, f"llmops.train.{metric}", str(value))
@@ -253,7 +279,19 @@ def train_and_register(
     if audit is not None:
         from airflow_provider_llmops.core.audit import actor_of
 
-        audit.append("model.registered", {"model": model_name, "version": version.version, "mlflow_run_id": run_id, "snapshots": [str(s) for s in snapshots], "base_model": base_model, "training": out["training"], "run": dict(run)}, actor=actor_of(run))
+        audit.append(
+            "model.registered",
+            {
+                "model": model_name,
+                "version": version.version,
+                "mlflow_run_id": run_id,
+                "snapshots": [str(s) for s in snapshots],
+                "base_model": base_model,
+                "training": out["training"],
+                "run": dict(run),
+            },
+            actor=actor_of(run),
+        )
     return out
 
 
@@ -263,7 +301,9 @@ def _log_metrics(client: Any, run_id: str, result: TrainResult) -> None:
     now = int(time.time() * 1000)
     metrics = [Metric("train_loss", h["loss"], now, int(h["step"])) for h in result.history]
     for record in result.epochs:
-        metrics += [Metric(f"val_{k}", v, now, int(record["step"])) for k, v in record.items() if k not in ("epoch", "step")]
+        metrics += [
+            Metric(f"val_{k}", v, now, int(record["step"])) for k, v in record.items() if k not in ("epoch", "step")
+        ]
     for name, value in result.summary().items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             metrics.append(Metric(name, float(value), now, result.steps))

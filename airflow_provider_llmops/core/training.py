@@ -91,7 +91,9 @@ def split_of(record_id: str, seed: int, fraction: float) -> str:
     return "validation" if int.from_bytes(digest[:8], "big") / 2**64 < fraction else "train"
 
 
-def split_rows(rows: Sequence[dict[str, Any]], seed: int, fraction: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def split_rows(
+    rows: Sequence[dict[str, Any]], seed: int, fraction: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     train, validation = [], []
     for row in rows:
         (validation if split_of(str(row["id"]), seed, fraction) == "validation" else train).append(row)
@@ -195,7 +197,9 @@ def load_for_training(config: TrainConfig, labels: list[str]) -> tuple[Any, Any]
 
     base = config.base_model or default_base_model()
     if not Path(base).is_dir():
-        raise ConfigurationError(f"base model {base!r} is not a local directory; models are never downloaded at run time")
+        raise ConfigurationError(
+            f"base model {base!r} is not a local directory; models are never downloaded at run time"
+        )
     tokenizer = AutoTokenizer.from_pretrained(base, trust_remote_code=False)
     common = {"trust_remote_code": False, "use_safetensors": True}
     if config.task == "causal-lm":
@@ -239,7 +243,10 @@ def train(rows: Sequence[dict[str, Any]], config: TrainConfig, output_dir: str |
     if config.max_train_rows is not None and len(train_rows) > config.max_train_rows:
         train_rows = random.Random(config.seed).sample(train_rows, config.max_train_rows)
     if len(train_rows) < 2 or not val_rows:
-        raise ConfigurationError(f"too few rows to train: {len(train_rows)} train / {len(val_rows)} validation after the split of {len(rows)} rows")
+        raise ConfigurationError(
+            f"too few rows to train: {len(train_rows)} train / {len(val_rows)} validation "
+            f"after the split of {len(rows)} rows"
+        )
     labels = [] if causal else list(config.labels or sorted({str(r[config.label_column]) for r in train_rows}))
     if not causal:
         unknown = sorted({str(r[config.label_column]) for r in train_rows + val_rows} - set(labels))
@@ -277,7 +284,8 @@ def train(rows: Sequence[dict[str, Any]], config: TrainConfig, output_dir: str |
     for name, parameter in model.named_parameters():
         (no_decay if any(k in name for k in ("bias", "LayerNorm", "layer_norm", "ln_")) else decay).append(parameter)
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=config.learning_rate
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.learning_rate,
     )
     scheduler = get_linear_schedule_with_warmup(optimizer, int(planned * config.warmup_ratio), planned)
     log(
@@ -305,7 +313,9 @@ def train(rows: Sequence[dict[str, Any]], config: TrainConfig, output_dir: str |
             if deadline is not None and time.monotonic() >= deadline:
                 stopped_by = "max_train_minutes"
                 break
-            batch = {k: v.to(device) for k, v in train_set.batch(order[start : start + config.batch_size], causal).items()}
+            batch = {
+                k: v.to(device) for k, v in train_set.batch(order[start : start + config.batch_size], causal).items()
+            }
             loss = model(**batch).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -322,7 +332,10 @@ def train(rows: Sequence[dict[str, Any]], config: TrainConfig, output_dir: str |
                 elapsed = time.perf_counter() - started
                 rate = samples / elapsed if elapsed > 0 else 0.0
                 eta = (planned - step) * ((elapsed - val_seconds) / step)
-                log(f"step {step}/{planned} epoch {epoch + 1} loss {running / running_n:.4f} {rate:.1f} samples/s ETA {eta:.0f}s")
+                log(
+                    f"step {step}/{planned} epoch {epoch + 1} loss {running / running_n:.4f} "
+                    f"{rate:.1f} samples/s ETA {eta:.0f}s"
+                )
                 running, running_n = 0.0, 0
         if stopped_by != "completed" or partial:
             break
@@ -332,14 +345,20 @@ def train(rows: Sequence[dict[str, Any]], config: TrainConfig, output_dir: str |
         val_seconds += time.perf_counter() - val_started
         last_validated = step
         epochs.append(_epoch_record(float(epoch), step, final))
-        log(f"epoch {epoch} done at step {step}: " + " ".join(f"val_{k} {v:.4f}" for k, v in epochs[-1].items() if k not in ("epoch", "step")))
+        log(
+            f"epoch {epoch} done at step {step}: "
+            + " ".join(f"val_{k} {v:.4f}" for k, v in epochs[-1].items() if k not in ("epoch", "step"))
+        )
     train_seconds = time.perf_counter() - started - val_seconds  # the optimisation loop alone
     if stopped_by == "completed" and config.max_steps is not None and step < math.ceil(steps_per_epoch * config.epochs):
         stopped_by = "max_steps"
     if last_validated != step:  # a budget or max_steps ended the run inside an epoch
         final = _validate(model, val_set, causal, config.batch_size, device, keep_predictions=not causal)
         epochs.append(_epoch_record(round(epoch + (step - epoch * steps_per_epoch) / steps_per_epoch, 4), step, final))
-    log(f"training stopped by {stopped_by} after {step} steps, {samples} samples in {train_seconds:.1f}s ({samples / max(train_seconds, 1e-9):.1f} samples/s)")
+    log(
+        f"training stopped by {stopped_by} after {step} steps, {samples} samples in {train_seconds:.1f}s "
+        f"({samples / max(train_seconds, 1e-9):.1f} samples/s)"
+    )
 
     result = TrainResult(
         model_dir=output,
@@ -364,7 +383,9 @@ def _epoch_record(epoch: float, step: int, metrics: dict[str, Any]) -> dict[str,
     return {"epoch": epoch, "step": float(step), **{k: v for k, v in metrics.items() if isinstance(v, float)}}
 
 
-def _validate(model: Any, data: _Encoded, causal: bool, batch_size: int, device: str, keep_predictions: bool = False) -> dict[str, Any]:
+def _validate(
+    model: Any, data: _Encoded, causal: bool, batch_size: int, device: str, keep_predictions: bool = False
+) -> dict[str, Any]:
     import torch
 
     model.eval()
@@ -403,7 +424,9 @@ def save_model(model: Any, tokenizer: Any, labels: list[str], result: TrainResul
     model.save_pretrained(output, safe_serialization=True)
     tokenizer.save_pretrained(output)
     if labels:
-        (output / LABEL_MAP_FILE).write_text(json.dumps({"labels": labels, "id2label": dict(enumerate(labels))}, indent=1))
+        (output / LABEL_MAP_FILE).write_text(
+            json.dumps({"labels": labels, "id2label": dict(enumerate(labels))}, indent=1)
+        )
     record = {k: v for k, v in asdict(result).items() if k not in ("model_dir", "validation", "history")}
     record["final_train_loss"] = result.history[-1]["loss"] if result.history else None
     (output / TRAINING_FILE).write_text(json.dumps(record, indent=1, default=str))

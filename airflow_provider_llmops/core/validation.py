@@ -25,7 +25,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -220,7 +220,7 @@ class ValidationOutcome:
             "suite": self.suite_name,
             "suite_source": choice.source if choice else None,
             "suite_path": choice.path if choice else None,
-            "validated_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+            "validated_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             "success": self.success,
             "labelled": self.labelled,
             "statistics": {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import DAG, Param
@@ -14,13 +14,22 @@ def dataset_param(default: str, description: str) -> Param:
     return Param(default, type="string", pattern=DATASET_PATTERN, description=description)
 
 
-def provider_dag(dag_id: str, *, schedule: Any, params: dict[str, Param], doc_md: str, start_date: datetime | None, tags: list[str] | None, **dag_kwargs: Any) -> DAG:
+def provider_dag(
+    dag_id: str,
+    *,
+    schedule: Any,
+    params: dict[str, Param],
+    doc_md: str,
+    start_date: datetime | None,
+    tags: list[str] | None,
+    **dag_kwargs: Any,
+) -> DAG:
     """A DAG with the provider's defaults: no catch-up, one active run at a time (stages that write aliases or
     snapshots must not overlap), tag `llmops`, a fixed start date unless given."""
     return DAG(
         dag_id=dag_id,
         schedule=schedule,
-        start_date=start_date or datetime(2026, 1, 1, tzinfo=timezone.utc),
+        start_date=start_date or datetime(2026, 1, 1, tzinfo=UTC),
         catchup=False,
         max_active_runs=1,
         params=params,

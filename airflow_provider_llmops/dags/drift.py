@@ -45,11 +45,24 @@ def build_drift_dag(
     """Build the DAG. By default it is scheduled on the validated asset of `dataset`."""
     params = {
         "dataset": dataset_param(dataset, "Dataset to score."),
-        "snapshot_id": Param("", type="string", description="Snapshot to score. Empty: the triggering one, else the latest validated."),
-        "reference_dataset": Param(reference_dataset, type="string", description="Dataset of the reference. Empty: the same dataset."),
-        "reference_snapshot_id": Param(reference_snapshot_id, type="string", description="Reference snapshot. Empty: the earliest validated one."),
-        "statistic": Param(statistic, type="string", enum=["psi", "js", "kl", "kl_symmetric"], description="Statistic the verdicts use."),
-        "mode": Param(mode, type="string", enum=["both", "fixed", "calibrated"], description="Which thresholds must be exceeded."),
+        "snapshot_id": Param(
+            "", type="string", description="Snapshot to score. Empty: the triggering one, else the latest validated."
+        ),
+        "reference_dataset": Param(
+            reference_dataset, type="string", description="Dataset of the reference. Empty: the same dataset."
+        ),
+        "reference_snapshot_id": Param(
+            reference_snapshot_id, type="string", description="Reference snapshot. Empty: the earliest validated one."
+        ),
+        "statistic": Param(
+            statistic,
+            type="string",
+            enum=["psi", "js", "kl", "kl_symmetric"],
+            description="Statistic the verdicts use.",
+        ),
+        "mode": Param(
+            mode, type="string", enum=["both", "fixed", "calibrated"], description="Which thresholds must be exceeded."
+        ),
         "force_retrain": Param(False, type="boolean", description="Request retraining even without drift."),
     }
     with provider_dag(
@@ -81,7 +94,9 @@ def build_drift_dag(
             return "request_retrain" if forced or result["drift"] else "no_drift"
 
         @task(task_id="request_retrain", outlets=[retrain_alias()])
-        def request_retrain(result: dict[str, Any], params: dict[str, Any] | None = None, outlet_events: Any = None) -> dict[str, Any]:
+        def request_retrain(
+            result: dict[str, Any], params: dict[str, Any] | None = None, outlet_events: Any = None
+        ) -> dict[str, Any]:
             request = {
                 "dataset": result["dataset"],
                 "snapshot_id": result["snapshot_id"],

@@ -68,8 +68,15 @@ def build_ingest_validate_dag(
             description="Local path, file://, s3:// or http(s):// URI of a JSONL, CSV or Parquet batch.",
         ),
         "dataset": dataset_param(dataset, "Dataset name: snapshots are stored under snapshots/<dataset>/."),
-        "file_format": Param(file_format, type="string", enum=["", "jsonl", "csv", "parquet"], description="Empty: guess from the suffix."),
-        "column_map": Param(column_map or {}, type="object", description='Source column -> canonical column, e.g. {"body": "text"}.'),
+        "file_format": Param(
+            file_format,
+            type="string",
+            enum=["", "jsonl", "csv", "parquet"],
+            description="Empty: guess from the suffix.",
+        ),
+        "column_map": Param(
+            column_map or {}, type="object", description='Source column -> canonical column, e.g. {"body": "text"}.'
+        ),
         "source_conn_id": _source_conn_param(source_conn_id, conn_ids),
         "suite": _suite_param(suite, suites),
         "on_validation_failure": Param(

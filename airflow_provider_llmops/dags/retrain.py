@@ -77,10 +77,25 @@ def build_retrain_dag(
         "dataset": dataset_param(dataset, "Dataset whose validated snapshots are trained on."),
         "model_name": Param(model_name, type="string", minLength=1, description="Registered MLflow model."),
         "force_retrain": Param(False, type="boolean", description="Retrain even without drift."),
-        "snapshots": Param("", type="string", description="Comma-separated snapshot ids (or dataset/id). Empty: every validated snapshot."),
-        "max_steps": Param(max_steps, type=["null", "integer"], minimum=1, description="Stop training after this many optimizer steps."),
-        "max_train_minutes": Param(max_train_minutes, type=["null", "number"], exclusiveMinimum=0, description="Stop training after this many minutes."),
-        "training": Param(training or {"epochs": 2, "batch_size": 16, "max_length": 64}, type="object", description="TrainConfig fields: epochs, batch_size, learning_rate, max_length, seed, ..."),
+        "snapshots": Param(
+            "",
+            type="string",
+            description="Comma-separated snapshot ids (or dataset/id). Empty: every validated snapshot.",
+        ),
+        "max_steps": Param(
+            max_steps, type=["null", "integer"], minimum=1, description="Stop training after this many optimizer steps."
+        ),
+        "max_train_minutes": Param(
+            max_train_minutes,
+            type=["null", "number"],
+            exclusiveMinimum=0,
+            description="Stop training after this many minutes.",
+        ),
+        "training": Param(
+            training or {"epochs": 2, "batch_size": 16, "max_length": 64},
+            type="object",
+            description="TrainConfig fields: epochs, batch_size, learning_rate, max_length, seed, ...",
+        ),
         "gate": Param(
             {},
             type="object",
@@ -94,7 +109,10 @@ def build_retrain_dag(
         dag_id,
         schedule=schedule
         if schedule is not None
-        else AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=[Asset.ref(name=retrain_request_asset_name(dataset))]),
+        else AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(cron, timezone="UTC"),
+            assets=[Asset.ref(name=retrain_request_asset_name(dataset))],
+        ),
         params=params,
         doc_md=DOC,
         start_date=start_date,
@@ -113,7 +131,14 @@ def build_retrain_dag(
             settings = load_settings()
             store = open_store(store_uri or settings.store_uri, store_conn_id or settings.store_conn_id)
             requested = any(True for key in (triggering_asset_events or {}) for _ in triggering_asset_events[key])
-            retrain, reason = decide_retrain(store, open_registry(mlflow_conn_id), p.get("dataset", dataset), p.get("model_name", model_name), force=bool(p.get("force_retrain")), requested=requested)
+            retrain, reason = decide_retrain(
+                store,
+                open_registry(mlflow_conn_id),
+                p.get("dataset", dataset),
+                p.get("model_name", model_name),
+                force=bool(p.get("force_retrain")),
+                requested=requested,
+            )
             print(f"{'retrain' if retrain else 'no retraining'}: {reason}")
             return "fine_tune" if retrain else "no_retrain"
 

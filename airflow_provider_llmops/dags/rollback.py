@@ -7,8 +7,8 @@ from typing import Any
 
 from airflow.sdk import DAG, Param
 
-from airflow_provider_llmops.dags._common import dataset_param, provider_dag
 from airflow_provider_llmops.assets import champion_alias
+from airflow_provider_llmops.dags._common import provider_dag
 from airflow_provider_llmops.operators.rollback import RollbackModelOperator
 
 DOC = """
@@ -45,7 +45,9 @@ def build_rollback_dag(
     model_name = model_name or settings.model_name
     params = {
         "model_name": Param(model_name, type="string", minLength=1, description="Registered MLflow model."),
-        "target_version": Param("", type="string", pattern=r"^[0-9]*$", description="Version to restore. Empty: previous-champion."),
+        "target_version": Param(
+            "", type="string", pattern=r"^[0-9]*$", description="Version to restore. Empty: previous-champion."
+        ),
         "reason": Param(
             type="string",
             minLength=MIN_REASON_LENGTH,

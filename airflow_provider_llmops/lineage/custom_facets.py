@@ -77,7 +77,9 @@ def drift_run_facet(report: dict[str, Any]) -> Any:
 def _numbers(metrics: dict[str, Any] | None) -> dict[str, float | None] | None:
     if metrics is None:
         return None
-    return {k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None) for k, v in metrics.items()}
+    return {
+        k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None) for k, v in metrics.items()
+    }
 
 
 def training_run_facet(result: dict[str, Any]) -> Any:

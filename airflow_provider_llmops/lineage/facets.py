@@ -21,7 +21,9 @@ def input_dataset(uri: str, *, facets: dict[str, Any] | None = None, input_facet
     return InputDataset(namespace=namespace, name=name, facets=facets or {}, inputFacets=input_facets or {})
 
 
-def output_dataset(uri: str, *, facets: dict[str, Any] | None = None, row_count: int | None = None, size: int | None = None) -> Any:
+def output_dataset(
+    uri: str, *, facets: dict[str, Any] | None = None, row_count: int | None = None, size: int | None = None
+) -> Any:
     from openlineage.client.event_v2 import OutputDataset
     from openlineage.client.generated.output_statistics_output_dataset import OutputStatisticsOutputDatasetFacet
 
@@ -39,7 +41,10 @@ def input_statistics(row_count: int, size: int | None = None) -> Any:
 
 
 def data_quality_assertions(results: Iterable[dict[str, Any]]) -> Any:
-    from openlineage.client.generated.data_quality_assertions_dataset import Assertion, DataQualityAssertionsDatasetFacet
+    from openlineage.client.generated.data_quality_assertions_dataset import (
+        Assertion,
+        DataQualityAssertionsDatasetFacet,
+    )
 
     return DataQualityAssertionsDatasetFacet(
         assertions=[

@@ -53,7 +53,11 @@ def open_registry(mlflow_conn_id: str | None = None) -> Any:
 
         registry = MlflowHook(mlflow_conn_id=conn_id).get_conn()
     else:
-        config = MlflowConfig(tracking_uri=settings.mlflow_tracking_uri) if settings.mlflow_tracking_uri else default_config(settings.home)
+        config = (
+            MlflowConfig(tracking_uri=settings.mlflow_tracking_uri)
+            if settings.mlflow_tracking_uri
+            else default_config(settings.home)
+        )
         registry = ModelRegistry.from_config(config, lock_dir=settings.home / "locks")
     registry.ui_url = settings.mlflow_ui_url
     return registry

@@ -29,7 +29,16 @@ class DriftScoreOperator(BaseOperator):
     Returns (XCom): verdict, drifting and top features with their scores, report URIs.
     """
 
-    template_fields: Sequence[str] = ("dataset", "snapshot_id", "reference_dataset", "reference_snapshot_id", "statistic", "mode", "model_name", "store_uri")
+    template_fields: Sequence[str] = (
+        "dataset",
+        "snapshot_id",
+        "reference_dataset",
+        "reference_snapshot_id",
+        "statistic",
+        "mode",
+        "model_name",
+        "store_uri",
+    )
     ui_color = "#fff4e5"
 
     def __init__(
@@ -91,34 +100,60 @@ class DriftScoreOperator(BaseOperator):
 
         settings = load_settings()
         store = open_store(self.store_uri or settings.store_uri, self.store_conn_id or settings.store_conn_id)
-        self.snapshot_id = self.snapshot_id or _triggering_snapshot(context, self.dataset) or latest_passed(store, self.dataset)
+        self.snapshot_id = (
+            self.snapshot_id or _triggering_snapshot(context, self.dataset) or latest_passed(store, self.dataset)
+        )
         ref = store.ref(self.dataset, self.snapshot_id)
         self._lineage = {"snapshot_uri": ref.uri}
-        profile_settings = ProfileSettings(self.text_column, self.label_column, self.model_dir, self.embedding_sample if self.embeddings else 0)
+        profile_settings = ProfileSettings(
+            self.text_column, self.label_column, self.model_dir, self.embedding_sample if self.embeddings else 0
+        )
         champion = None
         if self.use_champion and not (self.reference_snapshot_id or self.reference_dataset):
-            champion = _champion_profile(self.model_name or settings.model_name, self.mlflow_conn_id, settings.home / "cache")
+            champion = _champion_profile(
+                self.model_name or settings.model_name, self.mlflow_conn_id, settings.home / "cache"
+            )
         predictor = None
         if champion is not None:
             profile, predictor, model_version = champion
             profile_uri = None
             self._lineage["model_version"] = model_version
-            self.log.info("reference profile %s of the champion %s v%s", profile.profile_id, model_version[1], model_version[2])
+            self.log.info(
+                "reference profile %s of the champion %s v%s", profile.profile_id, model_version[1], model_version[2]
+            )
         else:
-            ref_dataset, ref_snapshot = resolve_reference(store, self.dataset, self.reference_dataset or None, self.reference_snapshot_id or None)
+            ref_dataset, ref_snapshot = resolve_reference(
+                store, self.dataset, self.reference_dataset or None, self.reference_snapshot_id or None
+            )
             profile, built = ensure_profile(store, ref_dataset, ref_snapshot, settings.home / "cache", profile_settings)
             profile_uri = store.profile_uri(ref_dataset, ref_snapshot)
-            self.log.info("reference profile %s of %s/%s (%s)", profile.profile_id, ref_dataset, ref_snapshot, "built now" if built else "reused")
+            self.log.info(
+                "reference profile %s of %s/%s (%s)",
+                profile.profile_id,
+                ref_dataset,
+                ref_snapshot,
+                "built now" if built else "reused",
+            )
         thresholds = {**D.DEFAULT_THRESHOLDS, **(self.thresholds or {})}
         options = ScoreOptions(
             rules=D.DriftRules(statistic=self.statistic, mode=self.mode, thresholds=tuple(thresholds.items())),
             embeddings=self.embeddings,
             embedding_sample=self.embedding_sample,
         )
-        report, json_uri, html_uri = score_snapshot(store, self.dataset, self.snapshot_id, profile, options, predictor=predictor)
+        report, json_uri, html_uri = score_snapshot(
+            store, self.dataset, self.snapshot_id, profile, options, predictor=predictor
+        )
         self._lineage.update(report=report, profile_uri=profile_uri)
         for name, feature in report["features"].items():
-            self.log.info("%-16s psi=%.4f js=%.4f kl=%.4f %s | %s", name, feature["scores"]["psi"], feature["scores"]["js"], feature["scores"]["kl"], "DRIFT" if feature["verdict"]["drift"] else "ok", feature["verdict"]["rule"])
+            self.log.info(
+                "%-16s psi=%.4f js=%.4f kl=%.4f %s | %s",
+                name,
+                feature["scores"]["psi"],
+                feature["scores"]["js"],
+                feature["scores"]["kl"],
+                "DRIFT" if feature["verdict"]["drift"] else "ok",
+                feature["verdict"]["rule"],
+            )
         if report.get("embedding"):
             self.log.info("embedding: %s", report["embedding"]["rule"])
         self.log.info("verdict %s for %s/%s; report %s", report["verdict"], self.dataset, self.snapshot_id, html_uri)
@@ -156,7 +191,9 @@ class DriftScoreOperator(BaseOperator):
         return self.get_openlineage_facets_on_complete(task_instance)
 
 
-def _champion_profile(model_name: str, mlflow_conn_id: str | None, cache_dir: Any) -> tuple[Any, Any, tuple[str, str, str]] | None:
+def _champion_profile(
+    model_name: str, mlflow_conn_id: str | None, cache_dir: Any
+) -> tuple[Any, Any, tuple[str, str, str]] | None:
     """(profile, predictor, (tracking uri, model, version)) of the champion: the drift profile stored with it
     (artifact `profile/`) and its classifier for the predicted-label feature; None without a champion."""
     import dataclasses
@@ -177,7 +214,9 @@ def _champion_profile(model_name: str, mlflow_conn_id: str | None, cache_dir: An
     profile = ReferenceProfile.load(fetch_artifact_dir(registry, info.run_id, PROFILE_ARTIFACT, cache_dir))
     model_dir = fetch_model(registry, info, cache_dir)
     # the profile was built with the model's tokenizer and encoder where training wrote them; use the registered copy
-    profile = dataclasses.replace(profile, tokenizer=dataclasses.replace(profile.tokenizer, path=str(model_dir / "tokenizer.json")))
+    profile = dataclasses.replace(
+        profile, tokenizer=dataclasses.replace(profile.tokenizer, path=str(model_dir / "tokenizer.json"))
+    )
     from airflow_provider_llmops.core.drift_job import champion_predictor
 
     predictor = champion_predictor(profile, model_dir)  # at the max_length the profile's predictions were made at

@@ -76,7 +76,9 @@ class EvaluateModelOperator(BaseOperator):
             store=store,
             registry=registry,
             model_name=name,
-            challenger_version=str(self.challenger_version) if self.challenger_version not in (None, "", "None") else None,
+            challenger_version=str(self.challenger_version)
+            if self.challenger_version not in (None, "", "None")
+            else None,
             golden_path=golden or None,
             cache_dir=settings.home / "cache",
             latency_sample=self.latency_sample,
@@ -84,7 +86,11 @@ class EvaluateModelOperator(BaseOperator):
             log=self.log.info,
         )
         self._summary = summary
-        run_url = registry.run_url(registry.experiment_id(registry.experiment_name), summary["mlflow_run_id"]) if summary.get("mlflow_run_id") else None
+        run_url = (
+            registry.run_url(registry.experiment_id(registry.experiment_name), summary["mlflow_run_id"])
+            if summary.get("mlflow_run_id")
+            else None
+        )
         push_links(context, run_url, registry.version_url(name, summary["challenger_version"]))
         return summary
 

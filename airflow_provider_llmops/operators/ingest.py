@@ -38,7 +38,15 @@ class IngestBatchOperator(BaseOperator):
     Returns (XCom): a small summary with `snapshot_id`, URIs and row counts.
     """
 
-    template_fields: Sequence[str] = ("source_uri", "dataset", "file_format", "column_map", "metadata_columns", "source_conn_id", "store_uri")
+    template_fields: Sequence[str] = (
+        "source_uri",
+        "dataset",
+        "file_format",
+        "column_map",
+        "metadata_columns",
+        "source_conn_id",
+        "store_uri",
+    )
     template_fields_renderers = {"column_map": "json"}
     ui_color = "#e8f4fd"
 
@@ -112,7 +120,8 @@ class IngestBatchOperator(BaseOperator):
         elif access.conn_id:
             self.log.warning(
                 "source connection %s is not bound to hosts: its credentials may go to any source that "
-                "[llmops] allowed_uri_prefixes admits; set its extra allowed_hosts to bind it", access.conn_id
+                "[llmops] allowed_uri_prefixes admits; set its extra allowed_hosts to bind it",
+                access.conn_id,
             )
         blob = read_source(
             self.source_uri,
@@ -153,9 +162,8 @@ class IngestBatchOperator(BaseOperator):
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         from airflow.providers.openlineage.extractors import OperatorLineage
 
-        from airflow_provider_llmops.lineage import facets as F
-
         from airflow_provider_llmops.core.sources import redact
+        from airflow_provider_llmops.lineage import facets as F
 
         source = self._lineage.get("source_location") or self._lineage.get("source_uri") or redact(self.source_uri)
         result = self._lineage.get("result")
@@ -192,7 +200,9 @@ def _as_mapping(value: dict[str, str] | str | None) -> dict[str, str] | None:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
             raise ConfigurationError(f"column_map is not a JSON object: {exc}") from None
-    if value is not None and not (isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
+    if value is not None and not (
+        isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    ):
         from airflow_provider_llmops.errors import ConfigurationError
 
         raise ConfigurationError(f"column_map must map source column names to canonical names, got {value!r}")

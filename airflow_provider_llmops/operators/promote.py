@@ -87,7 +87,12 @@ class PromoteModelOperator(BaseOperator):
         self._tracking_uri = registry.tracking_uri
         audit = open_audit(load_settings(), registry)
         result = promote(
-            registry=registry, audit=audit, store=store, evaluation=evaluation, spec=resolved, run=_run(context),
+            registry=registry,
+            audit=audit,
+            store=store,
+            evaluation=evaluation,
+            spec=resolved,
+            run=_run(context),
             log=self.log.info,
         )
         self._result = result
@@ -120,7 +125,11 @@ class PromoteModelOperator(BaseOperator):
         if not r:
             return OperatorLineage()
         inputs = [F.model_version_dataset(self._tracking_uri, r["model_name"], r["challenger_version"])]
-        outputs = [F.model_version_dataset(self._tracking_uri, r["model_name"], r["champion"], output=True)] if r.get("promoted") and r.get("champion") else []
+        outputs = (
+            [F.model_version_dataset(self._tracking_uri, r["model_name"], r["champion"], output=True)]
+            if r.get("promoted") and r.get("champion")
+            else []
+        )
         return OperatorLineage(inputs=inputs, outputs=outputs, run_facets={"llmopsGate": gate_run_facet(r, "promote")})
 
     def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:

@@ -29,7 +29,16 @@ class FineTuneOperator(BaseOperator):
     `training` takes any field of `core.training.TrainConfig` (epochs, batch_size, learning_rate, max_length, ...).
     """
 
-    template_fields: Sequence[str] = ("model_name", "dataset", "snapshots", "model_task", "base_model", "training", "max_steps", "max_train_minutes")
+    template_fields: Sequence[str] = (
+        "model_name",
+        "dataset",
+        "snapshots",
+        "model_task",
+        "base_model",
+        "training",
+        "max_steps",
+        "max_train_minutes",
+    )
     template_fields_renderers = {"training": "json"}
     operator_extra_links = (MlflowRunLink(), MlflowModelVersionLink())
     ui_color = "#e8eefc"
@@ -68,9 +77,9 @@ class FineTuneOperator(BaseOperator):
         self._inputs: list[str] = []
 
     def _config(self) -> Any:
-        from airflow_provider_llmops.core.training import TrainConfig
-
         import json
+
+        from airflow_provider_llmops.core.training import TrainConfig
 
         values = dict(json.loads(self.training) if isinstance(self.training, str) else self.training or {})
         values["task"] = self.model_task
@@ -115,7 +124,12 @@ class FineTuneOperator(BaseOperator):
         snapshots = self._snapshots(store)
         self._inputs = [store.ref(s.dataset, s.snapshot_id).uri for s in snapshots]
         run = run_info(context)
-        key = train_key(run.get("dag_id"), run.get("run_id"), run.get("task_id"), fallback=f"{name}|{','.join(map(str, snapshots))}|{config.to_dict()}")
+        key = train_key(
+            run.get("dag_id"),
+            run.get("run_id"),
+            run.get("task_id"),
+            fallback=f"{name}|{','.join(map(str, snapshots))}|{config.to_dict()}",
+        )
         work_dir = settings.home / "work"
         work_dir.mkdir(parents=True, exist_ok=True)
         self.log.info("training %s on %s (train key %s)", name, ", ".join(map(str, snapshots)), key)
@@ -135,7 +149,12 @@ class FineTuneOperator(BaseOperator):
         result["task"] = config.task
         self._result = result
         push_links(context, result.get("run_url"), result.get("version_url"))
-        self.log.info("registered %s version %s (%s), alias challenger", name, result["version"], "reused" if result["reused"] else "new")
+        self.log.info(
+            "registered %s version %s (%s), alias challenger",
+            name,
+            result["version"],
+            "reused" if result["reused"] else "new",
+        )
         return result
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:

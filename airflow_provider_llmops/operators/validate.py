@@ -144,5 +144,9 @@ def _column_metrics(frame: Any) -> dict[str, dict[str, Any]]:
     metrics: dict[str, dict[str, Any]] = {}
     for column in frame.columns:
         series = frame[column]
-        metrics[str(column)] = {"nullCount": int(series.isna().sum()), "distinctCount": int(series.nunique(dropna=True)), "count": float(series.notna().sum())}
+        metrics[str(column)] = {
+            "nullCount": int(series.isna().sum()),
+            "distinctCount": int(series.nunique(dropna=True)),
+            "count": float(series.notna().sum()),
+        }
     return metrics

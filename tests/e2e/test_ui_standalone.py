@@ -55,7 +55,9 @@ def _wait(predicate, timeout: float, what: str, proc: subprocess.Popen, log: Pat
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"airflow standalone exited ({proc.returncode}) while waiting for {what}:\n{log.read_text()[-3000:]}")
+            pytest.fail(
+                f"airflow standalone exited ({proc.returncode}) while waiting for {what}:\n{log.read_text()[-3000:]}"
+            )
         try:
             result = predicate()
             if result:
@@ -105,7 +107,13 @@ def standalone(tmp_path: Path, http_source):
     (tmp_path / "home" / "dags" / "e2e_http_ingest.py").write_text(HTTP_DAG.format(uri=f"{server.base}/batch.jsonl"))
     llmops = Path(sys.executable).with_name("llmops")
     with open(log, "w") as out:
-        proc = subprocess.Popen([str(llmops), "ui", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(llmops), "ui", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         yield f"http://127.0.0.1:{port}", proc, log, tmp_path / "home"
     finally:
@@ -136,7 +144,9 @@ def test_trigger_with_params_from_the_ui_api(standalone, http_source, sample_dir
 
     def healthy():
         status, body = _call("GET", f"{api}/monitor/health")
-        return status == 200 and all(body[c]["status"] == "healthy" for c in ("metadatabase", "scheduler", "dag_processor"))
+        return status == 200 and all(
+            body[c]["status"] == "healthy" for c in ("metadatabase", "scheduler", "dag_processor")
+        )
 
     _wait(healthy, 180, "a healthy scheduler, DAG processor and API", proc, log)
     _wait(lambda: _call("GET", f"{api}/dags/{DAG_ID}")[0] == 200, 120, "the DAG to be parsed", proc, log)
@@ -183,13 +193,18 @@ def test_trigger_with_params_from_the_ui_api(standalone, http_source, sample_dir
         for r in _call("GET", f"{api}/dags/llmops_drift/dagRuns")[1]["dag_runs"]:
             if r["run_type"] != "asset_triggered" or r["state"] not in ("success", "failed"):
                 continue
-            path = f"{api}/dags/llmops_drift/dagRuns/{urllib.parse.quote(r['dag_run_id'], safe='')}/taskInstances/score_drift/xcomEntries/return_value"
+            path = (
+                f"{api}/dags/llmops_drift/dagRuns/{urllib.parse.quote(r['dag_run_id'], safe='')}"
+                "/taskInstances/score_drift/xcomEntries/return_value"
+            )
             status, entry = _call("GET", path)
             if status == 200 and entry["value"]["snapshot_id"] == xcom["value"]["snapshot_id"]:
                 return r, entry["value"]
         return None
 
-    drift_run, drift = _wait(drift_run_for_this_snapshot, 300, "an asset-triggered llmops_drift run on the new snapshot", proc, log)
+    drift_run, drift = _wait(
+        drift_run_for_this_snapshot, 300, "an asset-triggered llmops_drift run on the new snapshot", proc, log
+    )
     assert drift_run["state"] == "success" and drift["verdict"] == "drift"
     assert drift["reference_snapshot_ids"] == [reference["snapshot_id"]]
 
@@ -228,7 +243,9 @@ def test_trigger_with_params_from_the_ui_api(standalone, http_source, sample_dir
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in processes[1:]):
+    while time.monotonic() < deadline and any(
+        p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in processes[1:]
+    ):
         time.sleep(0.5)
     survivors = [(p.pid, p.name()) for p in processes[1:] if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert survivors == []

@@ -26,7 +26,13 @@ def slice_file(source: Path, target: Path, rows: int) -> Path:
 
 def context(run_id: str, task_id: str = "fine_tune", dag_id: str = "llmops_retrain") -> dict[str, Any]:
     pushed: dict[str, Any] = {}
-    ti = SimpleNamespace(dag_id=dag_id, run_id=run_id, task_id=task_id, try_number=1, xcom_push=lambda key, value: pushed.__setitem__(key, value))
+    ti = SimpleNamespace(
+        dag_id=dag_id,
+        run_id=run_id,
+        task_id=task_id,
+        try_number=1,
+        xcom_push=lambda key, value: pushed.__setitem__(key, value),
+    )
     return {"ti": ti, "pushed": pushed}
 
 
@@ -43,7 +49,9 @@ def model_world(root: Path, sample_dir: Path) -> Iterator[dict[str, str]]:
         snapshots = {}
         for name, source, rows in SLICES:
             path = slice_file(sample_dir / source, root / f"{name}.jsonl", rows)
-            snapshot_id = IngestBatchOperator(task_id="i", source_uri=str(path), dataset="tickets").execute(context={})["snapshot_id"]
+            snapshot_id = IngestBatchOperator(task_id="i", source_uri=str(path), dataset="tickets").execute(context={})[
+                "snapshot_id"
+            ]
             ValidateBatchOperator(task_id="v", dataset="tickets", snapshot_id=snapshot_id).execute(context={})
             snapshots[name] = snapshot_id
         yield snapshots

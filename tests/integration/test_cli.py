@@ -23,7 +23,10 @@ def test_airflow_sees_the_provider_its_connection_type_and_config():
     (mlflow,) = [h for h in hooks if h["connection_type"] == "llmops_mlflow"]
     assert mlflow["class"] == "airflow_provider_llmops.hooks.mlflow.MlflowHook"
     links = run_cli("airflow", "providers", "links", "-o", "json").stdout
-    assert "airflow_provider_llmops.links.MlflowRunLink" in links and "airflow_provider_llmops.links.MlflowModelVersionLink" in links
+    assert (
+        "airflow_provider_llmops.links.MlflowRunLink" in links
+        and "airflow_provider_llmops.links.MlflowModelVersionLink" in links
+    )
     assert run_cli("airflow", "config", "get-value", "llmops", "max_row_bytes").stdout.strip() == "65536"
 
 
@@ -39,7 +42,9 @@ def test_demo_runs_twice_in_a_fresh_home(tmp_path: Path):
     env["LLMOPS_HOME"] = str(tmp_path / "home")
     user_airflow = Path.home() / "airflow"
     existed = user_airflow.exists()
-    first = run_cli("llmops", "demo", "--no-train", env=env)  # training is covered by test_retrain_dag and the lifecycle tests
+    first = run_cli(
+        "llmops", "demo", "--no-train", env=env
+    )  # training is covered by test_retrain_dag and the lifecycle tests
     assert first.returncode == 0, first.stdout + first.stderr
     assert "llmops_ingest_validate (tickets_reference.jsonl): success" in first.stdout
     assert "(new)" in first.stdout and "validation  passed" in first.stdout

@@ -81,7 +81,10 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> float:
     started = time.monotonic()
     while time.monotonic() - started < STARTUP_TIMEOUT_S:
         if proc.poll() is not None:
-            pytest.fail(f"mlflow server exited with {proc.returncode} before answering /health; its log:\n{log.read_text()[-8000:]}")
+            pytest.fail(
+                f"mlflow server exited with {proc.returncode} before answering /health; "
+                f"its log:\n{log.read_text()[-8000:]}"
+            )
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=3) as response:
                 if response.status == 200:
@@ -89,7 +92,9 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> float:
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             pass
         time.sleep(0.5)
-    pytest.fail(f"mlflow server did not answer {url}/health within {STARTUP_TIMEOUT_S} s; its log:\n{log.read_text()[-8000:]}")
+    pytest.fail(
+        f"mlflow server did not answer {url}/health within {STARTUP_TIMEOUT_S} s; its log:\n{log.read_text()[-8000:]}"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -115,18 +120,37 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     ]  # fmt: skip
     # No background job runners (huey consumers): nothing here uses MLflow server jobs.
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+    for key in (
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_REGISTRY_URI",
+        "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD",
+        "MLFLOW_TRACKING_TOKEN",
+    ):
         env.pop(key, None)
     proc: subprocess.Popen[bytes] | None = None
     mp = pytest.MonkeyPatch()
     try:
         with open(log, "wb") as out:
-            proc = subprocess.Popen(command, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                command, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         startup = _wait_healthy(url, proc, log)
-        for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIRFLOW__LLMOPS__MLFLOW_UI_URL", "AIRFLOW__LLMOPS__MLFLOW_CONN_ID", "AIRFLOW__LLMOPS__MLFLOW_TRACKING_URI"):
+        for key in (
+            "MLFLOW_TRACKING_URI",
+            "MLFLOW_REGISTRY_URI",
+            "AIRFLOW__LLMOPS__MLFLOW_UI_URL",
+            "AIRFLOW__LLMOPS__MLFLOW_CONN_ID",
+            "AIRFLOW__LLMOPS__MLFLOW_TRACKING_URI",
+        ):
             mp.delenv(key, raising=False)
-        mp.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps({"conn_type": "llmops_mlflow", "host": url, "extra": {"experiment": EXPERIMENT}}))
-        yield SimpleNamespace(url=url, port=port, artifacts=artifacts, database=database, log=log, command=command, startup_s=startup)
+        mp.setenv(
+            f"AIRFLOW_CONN_{CONN_ID.upper()}",
+            json.dumps({"conn_type": "llmops_mlflow", "host": url, "extra": {"experiment": EXPERIMENT}}),
+        )
+        yield SimpleNamespace(
+            url=url, port=port, artifacts=artifacts, database=database, log=log, command=command, startup_s=startup
+        )
     finally:
         mp.undo()
         if proc is not None:
@@ -151,7 +175,16 @@ def _client(server: Any) -> Any:
 
 
 def _train(run_id: str, snapshots: list[str]) -> tuple[FineTuneOperator, dict[str, Any], dict[str, Any]]:
-    op = FineTuneOperator(task_id="fine_tune", model_name=MODEL, dataset="tickets", snapshots=snapshots, training=TRAINING, max_steps=4, embedding_sample=32, mlflow_conn_id=CONN_ID)
+    op = FineTuneOperator(
+        task_id="fine_tune",
+        model_name=MODEL,
+        dataset="tickets",
+        snapshots=snapshots,
+        training=TRAINING,
+        max_steps=4,
+        embedding_sample=32,
+        mlflow_conn_id=CONN_ID,
+    )
     context = stand_in_context(run_id)
     return op, op.execute(context=context), context
 
@@ -166,7 +199,9 @@ def _uploaded(server: Any, artifact_uri: str) -> Path:
 def _assert_links(server: Any, pushed: dict[str, Any], version: str, run: bool = True) -> None:
     assert pushed["mlflow_version_url"] == f"{server.url}/#/models/{MODEL}/versions/{version}"
     if run:
-        assert pushed["mlflow_run_url"].startswith(f"{server.url}/#/experiments/") and "/runs/" in pushed["mlflow_run_url"]
+        assert (
+            pushed["mlflow_run_url"].startswith(f"{server.url}/#/experiments/") and "/runs/" in pushed["mlflow_run_url"]
+        )
 
 
 def test_connection_test_button_reaches_the_server(server: Any):
@@ -186,14 +221,26 @@ def test_first_model_is_trained_uploaded_evaluated_and_promoted_over_http(world:
     assert run.info.status == "FINISHED" and client.get_experiment(run.info.experiment_id).name == EXPERIMENT
     assert run.info.artifact_uri.startswith("mlflow-artifacts:") and version.source == f"{run.info.artifact_uri}/model"
     uploaded = _uploaded(server, run.info.artifact_uri)
-    for relative in ("model/model.safetensors", "model/label_map.json", "model/tokenizer.json", "profile/profile.json", "plots/loss_curve.png", "split/split.json"):
+    for relative in (
+        "model/model.safetensors",
+        "model/label_map.json",
+        "model/tokenizer.json",
+        "profile/profile.json",
+        "plots/loss_curve.png",
+        "split/split.json",
+    ):
         assert (uploaded / relative).is_file(), f"{relative} was not uploaded through the server to {uploaded}"
     assert client.get_model_version_by_alias(MODEL, CHALLENGER).version == "1"
 
     outputs = op.get_openlineage_facets_on_complete(None).outputs
-    assert outputs[0].namespace == f"mlflow://127.0.0.1:{server.port}" and outputs[0].name == f"models/{MODEL}/versions/1"
+    assert (
+        outputs[0].namespace == f"mlflow://127.0.0.1:{server.port}" and outputs[0].name == f"models/{MODEL}/versions/1"
+    )
     _assert_links(server, context["pushed"], "1")
-    assert context["pushed"]["mlflow_run_url"] == f"{server.url}/#/experiments/{run.info.experiment_id}/runs/{result['run_id']}"
+    assert (
+        context["pushed"]["mlflow_run_url"]
+        == f"{server.url}/#/experiments/{run.info.experiment_id}/runs/{result['run_id']}"
+    )
 
     evaluate = EvaluateModelOperator(task_id="evaluate", model_name=MODEL, latency_sample=5, mlflow_conn_id=CONN_ID)
     eval_context = stand_in_context("pg-run-1", task_id="evaluate")
@@ -216,13 +263,19 @@ def test_first_model_is_trained_uploaded_evaluated_and_promoted_over_http(world:
 def test_second_model_is_promoted_with_the_first_as_previous_champion(world: Any):
     server = world.server
     _, result, context = _train("pg-run-2", [world.snapshots["ref"], world.snapshots["drift"]])
-    assert result["version"] == "2" and result["reused"] is False and result["run_id"] != world.results["run1"]["run_id"]
+    assert (
+        result["version"] == "2" and result["reused"] is False and result["run_id"] != world.results["run1"]["run_id"]
+    )
     client = _client(server)
     assert dict(client.get_registered_model(MODEL).aliases) == {CHAMPION: "1", CHALLENGER: "2"}
-    assert (_uploaded(server, client.get_run(result["run_id"]).info.artifact_uri) / "model" / "model.safetensors").is_file()
+    assert (
+        _uploaded(server, client.get_run(result["run_id"]).info.artifact_uri) / "model" / "model.safetensors"
+    ).is_file()
     _assert_links(server, context["pushed"], "2")
 
-    summary = EvaluateModelOperator(task_id="evaluate", model_name=MODEL, latency_sample=5, mlflow_conn_id=CONN_ID).execute(context={})
+    summary = EvaluateModelOperator(
+        task_id="evaluate", model_name=MODEL, latency_sample=5, mlflow_conn_id=CONN_ID
+    ).execute(context={})
     assert summary["champion_version"] == "1" and summary["challenger_version"] == "2"
     # Real metrics of two 4-step models are close to chance; raise the challenger's in the stored report (the gate
     # judges the stored report, never XCom metrics) and hand over its new hash, so the gate passes and the alias
@@ -237,7 +290,9 @@ def test_second_model_is_promoted_with_the_first_as_previous_champion(world: Any
     assert promoted["promoted"] is True and promoted["champion_before"] == "1"
     assert dict(_client(server).get_registered_model(MODEL).aliases) == {CHAMPION: "2", PREVIOUS: "1"}
     outputs = promote.get_openlineage_facets_on_complete(None).outputs
-    assert outputs[0].namespace == f"mlflow://127.0.0.1:{server.port}" and outputs[0].name == f"models/{MODEL}/versions/2"
+    assert (
+        outputs[0].namespace == f"mlflow://127.0.0.1:{server.port}" and outputs[0].name == f"models/{MODEL}/versions/2"
+    )
 
 
 def test_rollback_over_http_restores_the_first_model(world: Any):
@@ -252,7 +307,9 @@ def test_rollback_over_http_restores_the_first_model(world: Any):
     assert sorted(mv.version for mv in client.search_model_versions(f"name = '{MODEL}'")) == ["1", "2"]
     _assert_links(server, context["pushed"], "1", run=False)
     outputs = op.get_openlineage_facets_on_complete(None).outputs
-    assert outputs[0].namespace == f"mlflow://127.0.0.1:{server.port}" and outputs[0].name == f"models/{MODEL}/versions/1"
+    assert (
+        outputs[0].namespace == f"mlflow://127.0.0.1:{server.port}" and outputs[0].name == f"models/{MODEL}/versions/1"
+    )
 
 
 def test_the_registry_lives_in_postgresql(world: Any):

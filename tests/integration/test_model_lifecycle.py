@@ -15,15 +15,15 @@ import pytest
 from openlineage.client.serde import Serde
 
 from airflow_provider_llmops.core.audit import default_audit_path, verify
-from airflow_provider_llmops.core.registry import CHALLENGER, CHAMPION, PREVIOUS, AliasConflict
 from airflow_provider_llmops.core.evaluate_job import EvaluationIntegrityError
+from airflow_provider_llmops.core.registry import CHALLENGER, CHAMPION, PREVIOUS, AliasConflict
 from airflow_provider_llmops.errors import ConfigurationError
-from airflow_provider_llmops.resources import sample_data_dir
 from airflow_provider_llmops.operators._common import open_registry
 from airflow_provider_llmops.operators.evaluate import EvaluateModelOperator
 from airflow_provider_llmops.operators.promote import PromoteModelOperator
 from airflow_provider_llmops.operators.rollback import RollbackModelOperator
 from airflow_provider_llmops.operators.train import FineTuneOperator
+from airflow_provider_llmops.resources import sample_data_dir
 from tests.integration.modelworld import LENIENT, TRAINING, model_world
 from tests.integration.modelworld import context as stand_in_context
 from tests.openlineage_spec import SCHEMAS, _validator
@@ -48,7 +48,9 @@ def _facet_ok(facet: Any, name: str) -> dict[str, Any]:
 def world(tmp_path_factory: pytest.TempPathFactory, sample_dir: Path) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("lifecycle")
     mp = pytest.MonkeyPatch()
-    mp.setenv("AIRFLOW__LLMOPS__GOLDEN_SETS", json.dumps({MODEL: str(sample_data_dir() / "golden.jsonl")}))  # golden sets are per model
+    mp.setenv(
+        "AIRFLOW__LLMOPS__GOLDEN_SETS", json.dumps({MODEL: str(sample_data_dir() / "golden.jsonl")})
+    )  # golden sets are per model
     try:
         with model_world(root, sample_dir) as snapshots:
             yield {"root": root, "snapshots": snapshots, "home": root / "home"}
@@ -56,8 +58,18 @@ def world(tmp_path_factory: pytest.TempPathFactory, sample_dir: Path) -> dict[st
         mp.undo()
 
 
-def _train(world: dict[str, Any], run_id: str, snapshots: list[str], max_steps: int = 6) -> tuple[FineTuneOperator, dict[str, Any], dict[str, Any]]:
-    op = FineTuneOperator(task_id="fine_tune", model_name=MODEL, dataset="tickets", snapshots=snapshots, training=TRAINING, max_steps=max_steps, embedding_sample=64)
+def _train(
+    world: dict[str, Any], run_id: str, snapshots: list[str], max_steps: int = 6
+) -> tuple[FineTuneOperator, dict[str, Any], dict[str, Any]]:
+    op = FineTuneOperator(
+        task_id="fine_tune",
+        model_name=MODEL,
+        dataset="tickets",
+        snapshots=snapshots,
+        training=TRAINING,
+        max_steps=max_steps,
+        embedding_sample=64,
+    )
     context = stand_in_context(run_id)
     return op, op.execute(context=context), context
 
@@ -72,13 +84,22 @@ def test_first_model_is_registered_evaluated_and_promoted(world: dict[str, Any])
     assert version.tags["llmops.dag_run_id"] == "run-1" and version.tags["llmops.provider_version"]
     assert registry.alias(MODEL, CHALLENGER) == "1" and registry.alias(MODEL, CHAMPION) is None
     artifacts = {a.path for a in registry.client.list_artifacts(result["run_id"], "model")}
-    assert "model/model.safetensors" in artifacts and "model/label_map.json" in artifacts and "model/tokenizer.json" in artifacts
+    assert (
+        "model/model.safetensors" in artifacts
+        and "model/label_map.json" in artifacts
+        and "model/tokenizer.json" in artifacts
+    )
     assert not any(a.endswith(".bin") for a in artifacts)
-    assert {a.path for a in registry.client.list_artifacts(result["run_id"], "plots")} == {"plots/loss_curve.png", "plots/confusion_matrix.png"}
+    assert {a.path for a in registry.client.list_artifacts(result["run_id"], "plots")} == {
+        "plots/loss_curve.png",
+        "plots/confusion_matrix.png",
+    }
     assert "profile/profile.json" in {a.path for a in registry.client.list_artifacts(result["run_id"], "profile")}
     run = registry.client.get_run(result["run_id"])
     assert run.info.status == "FINISHED" and run.data.params["seed"] == "42" and "train_loss" in run.data.metrics
-    training = _facet_ok(op.get_openlineage_facets_on_complete(None).run_facets["llmopsTraining"], "LlmopsTrainingRunFacet")
+    training = _facet_ok(
+        op.get_openlineage_facets_on_complete(None).run_facets["llmopsTraining"], "LlmopsTrainingRunFacet"
+    )
     assert training["version"] == "1" and training["stoppedBy"] == "max_steps"
     outputs = op.get_openlineage_facets_on_complete(None).outputs
     assert outputs[0].namespace == "mlflow://localhost" and outputs[0].name == f"models/{MODEL}/versions/1"
@@ -95,34 +116,53 @@ def test_first_model_is_registered_evaluated_and_promoted(world: dict[str, Any])
 
     frozen = pq.read_table(_local(summary["report_uri"]).with_name("eval_set.parquet")).to_pylist()
     columns = [c for c in ("region", "language", "channel") if frozen and c in frozen[0]]
-    measurable = any(sum(1 for v in {r[c] for r in frozen} if sum(1 for r in frozen if r[c] == v) >= 30) >= 2 for c in columns)
+    measurable = any(
+        sum(1 for v in {r[c] for r in frozen} if sum(1 for r in frozen if r[c] == v) >= 30) >= 2 for c in columns
+    )
     assert summary["challenger"]["fairness_measured"] is measurable
     if measurable:
         assert 0.0 <= summary["challenger"]["fairness_gap"] <= 1.0
     else:
-        assert summary["challenger"]["fairness_gap"] is None and "min_group_size=30" in summary["challenger"]["fairness_reason"]
+        assert (
+            summary["challenger"]["fairness_gap"] is None
+            and "min_group_size=30" in summary["challenger"]["fairness_reason"]
+        )
     raw = _local(summary["report_uri"]).read_bytes()
     report = json.loads(raw)
     assert hashlib.sha256(raw).hexdigest() == summary["report_sha256"]
     assert registry.get_version(MODEL, "1").tags["llmops.evaluation_sha256"] == summary["report_sha256"]
     assert report["summary"]["key"] == summary["key"] and _local(summary["html_uri"]).is_file()
     assert evaluate.execute(context={})["key"] == summary["key"]  # the committed evaluation is reused
-    _facet_ok(evaluate.get_openlineage_facets_on_complete(None).run_facets["llmopsEvaluation"], "LlmopsEvaluationRunFacet")
+    _facet_ok(
+        evaluate.get_openlineage_facets_on_complete(None).run_facets["llmopsEvaluation"], "LlmopsEvaluationRunFacet"
+    )
 
     strict = PromoteModelOperator(task_id="promote", evaluation=summary, gate={"floors": {"macro_f1": 0.99}})
     rejected = strict.execute(context={})
     assert rejected["promoted"] is False and rejected["first_model"] is True and "macro_f1" in rejected["reasons"][0]
-    assert registry.alias(MODEL, CHAMPION) is None and registry.get_version(MODEL, "1").tags["llmops.gate"] == "rejected"
+    assert (
+        registry.alias(MODEL, CHAMPION) is None and registry.get_version(MODEL, "1").tags["llmops.gate"] == "rejected"
+    )
 
     promote = PromoteModelOperator(task_id="promote", evaluation=summary, gate=LENIENT)
     promoted = promote.execute(context={})
     assert promoted["promoted"] is True and promoted["first_model"] is True
     assert registry.aliases(MODEL) == {CHAMPION: "1"}
     again = promote.execute(context={})  # a retry after success changes nothing
-    assert again["promoted"] is True and again["already_done"] is True and again["decision_id"] == promoted["decision_id"]
+    assert (
+        again["promoted"] is True and again["already_done"] is True and again["decision_id"] == promoted["decision_id"]
+    )
     # metrics forged in the XCom are never judged: the gate reads the stored report
-    forged = PromoteModelOperator(task_id="promote", evaluation={**summary, "champion_version": "1", "champion": summary["challenger"]}, gate=LENIENT).execute(context={})
-    assert forged["already_done"] is True and forged["champion_before"] is None and forged["decision_id"] == promoted["decision_id"]
+    forged = PromoteModelOperator(
+        task_id="promote",
+        evaluation={**summary, "champion_version": "1", "champion": summary["challenger"]},
+        gate=LENIENT,
+    ).execute(context={})
+    assert (
+        forged["already_done"] is True
+        and forged["champion_before"] is None
+        and forged["decision_id"] == promoted["decision_id"]
+    )
     assert registry.get_version(MODEL, "1").tags["llmops.gate"] == "passed"
     gate = _facet_ok(promote.get_openlineage_facets_on_complete(None).run_facets["llmopsGate"], "LlmopsGateRunFacet")
     assert gate["action"] == "promote" and gate["passed"] is True
@@ -144,7 +184,9 @@ def test_a_retry_of_the_same_dag_run_reuses_its_version(world: dict[str, Any]):
 
 def test_promotion_aborts_when_the_champion_moved_after_evaluation(world: dict[str, Any]):
     registry = open_registry()
-    summary = EvaluateModelOperator(task_id="evaluate", model_name=MODEL, challenger_version="2", latency_sample=5).execute(context={})
+    summary = EvaluateModelOperator(
+        task_id="evaluate", model_name=MODEL, challenger_version="2", latency_sample=5
+    ).execute(context={})
     parts = {f"heldout:tickets/{world['snapshots'][name][:12]}" for name in ("ref", "drift")} | {"golden"}
     assert summary["champion_version"] == "1" and set(summary["eval_set"]["parts"]) == parts
     # Real metrics of two 6-step models are close to chance; raise the challenger's in the stored report so the gate
@@ -183,7 +225,9 @@ def test_rollback_restores_the_previous_champion_once(world: dict[str, Any]):
         RollbackModelOperator(task_id="rollback", model_name=MODEL, reason="oops").execute(context={})
     with pytest.raises(ConfigurationError, match="no 'previous-champion'"):
         RollbackModelOperator(task_id="rollback", model_name=MODEL, reason="roll back once more").execute(context={})
-    forward = RollbackModelOperator(task_id="rollback", model_name=MODEL, target_version="2", reason="fixed upstream outage").execute(context={})
+    forward = RollbackModelOperator(
+        task_id="rollback", model_name=MODEL, target_version="2", reason="fixed upstream outage"
+    ).execute(context={})
     assert forward["evidence"]["kind"] == "was_champion"
     assert forward["champion"] == "2" and registry.alias(MODEL, CHAMPION) == "2"
 
@@ -193,14 +237,23 @@ def test_drift_scores_against_the_champions_profile(world: dict[str, Any]):
 
     registry = open_registry()
     champion = registry.get_version(MODEL, registry.alias(MODEL, CHAMPION))
-    op = DriftScoreOperator(task_id="drift", dataset="tickets", snapshot_id=world["snapshots"]["drift"], model_name=MODEL, embedding_sample=64)
+    op = DriftScoreOperator(
+        task_id="drift",
+        dataset="tickets",
+        snapshot_id=world["snapshots"]["drift"],
+        model_name=MODEL,
+        embedding_sample=64,
+    )
     result = op.execute(context={})
     assert result["profile_id"] == champion.tags["llmops.profile_id"]
     assert [f"tickets/{s}" for s in result["reference_snapshot_ids"]] == champion.tags["llmops.snapshots"].split(",")
     report = json.loads(_local(result["report_uri"]).read_text())
     assert "predicted_label" in report["features"]  # the champion predicted the batch's labels
     inputs = op.get_openlineage_facets_on_complete(None).inputs
-    assert (inputs[1].namespace, inputs[1].name) == ("mlflow://localhost", f"models/{MODEL}/versions/{champion.version}")
+    assert (inputs[1].namespace, inputs[1].name) == (
+        "mlflow://localhost",
+        f"models/{MODEL}/versions/{champion.version}",
+    )
 
 
 def test_every_decision_is_in_a_verifiable_audit_trail(world: dict[str, Any]):

@@ -53,25 +53,47 @@ def test_retrain_dag_trains_promotes_and_then_rests(airflow_db: Path, sample_dir
 
     first = run_dag(airflow_db, lenient_dag, CONF)
     assert first.state == "success", first.tasks
-    assert first.tasks == {"should_retrain": "success", "fine_tune": "success", "evaluate": "success", "promote": "success", "no_retrain": "skipped"}
+    assert first.tasks == {
+        "should_retrain": "success",
+        "fine_tune": "success",
+        "evaluate": "success",
+        "promote": "success",
+        "no_retrain": "skipped",
+    }
     trained, evaluated, promoted = first.xcom["fine_tune"], first.xcom["evaluate"], first.xcom["promote"]
     assert trained["version"] == evaluated["challenger_version"] == promoted["champion"]
-    assert promoted["promoted"] is True and promoted["first_model"] is True and promoted["aliases"] == {"champion": trained["version"]}
+    assert (
+        promoted["promoted"] is True
+        and promoted["first_model"] is True
+        and promoted["aliases"] == {"champion": trained["version"]}
+    )
     assert promoted["announce"] is True and promoted["champion_event"] is True
     assert promoted["gate_override"]["applied"] is True
-    assert {c["field"] for c in promoted["gate_override"]["loosened"]} == {"floors.macro_f1", "floors.accuracy", "max_fairness_gap"}
+    assert {c["field"] for c in promoted["gate_override"]["loosened"]} == {
+        "floors.macro_f1",
+        "floors.accuracy",
+        "max_fairness_gap",
+    }
     audit = [json.loads(line) for line in (airflow_db / "audit" / "audit.jsonl").read_text().splitlines()]
     (override,) = [r for r in audit if r["event"] == "model.gate_override" and r["data"]["model"] == "router_e2e"]
-    assert override["data"]["decision_id"] == promoted["decision_id"] and override["actor"].startswith(f"airflow:{lenient_dag}/")
+    assert override["data"]["decision_id"] == promoted["decision_id"] and override["actor"].startswith(
+        f"airflow:{lenient_dag}/"
+    )
     assert trained["run_url"].startswith("http://127.0.0.1:5000/#/experiments/")
 
     facets = set()
     for event in first.events:
         facets.update(validate_event(event))
     assert {"llmopsTraining", "llmopsEvaluation", "llmopsGate"} <= facets
-    (gate,) = [e["run"]["facets"]["llmopsGate"] for e in first.events if e["eventType"] == "COMPLETE" and "llmopsGate" in e["run"].get("facets", {})]
+    (gate,) = [
+        e["run"]["facets"]["llmopsGate"]
+        for e in first.events
+        if e["eventType"] == "COMPLETE" and "llmopsGate" in e["run"].get("facets", {})
+    ]
     assert gate["gateOverride"]["applied"] is True and gate["decisionId"] == promoted["decision_id"]
-    outputs = [(d["namespace"], d["name"]) for e in first.events if e["eventType"] == "COMPLETE" for d in e.get("outputs", [])]
+    outputs = [
+        (d["namespace"], d["name"]) for e in first.events if e["eventType"] == "COMPLETE" for d in e.get("outputs", [])
+    ]
     assert ("mlflow://localhost", f"models/router_e2e/versions/{trained['version']}") in outputs
 
     from airflow.models.asset import AssetEvent, AssetModel
@@ -79,16 +101,27 @@ def test_retrain_dag_trains_promotes_and_then_rests(airflow_db: Path, sample_dir
 
     with create_session() as session:
         announced = (
-            session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .filter(AssetModel.name == "llmops_champion_router_e2e").all()
+            session.query(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(AssetModel.name == "llmops_champion_router_e2e")
+            .all()
         )
         assert [(e.extra["version"], e.extra["action"]) for e in announced] == [(trained["version"], "promote")]
-        assert session.query(AssetModel).filter(AssetModel.name == "llmops_champion_router_e2e").one().uri == "mlflow://localhost/models/router_e2e"
+        assert (
+            session.query(AssetModel).filter(AssetModel.name == "llmops_champion_router_e2e").one().uri
+            == "mlflow://localhost/models/router_e2e"
+        )
 
     second = run_dag(airflow_db, "llmops_retrain", {k: v for k, v in CONF.items() if k != "gate"})
-    assert second.tasks["should_retrain"] == "success" and second.tasks["no_retrain"] == "success" and second.tasks["fine_tune"] == "skipped"
+    assert (
+        second.tasks["should_retrain"] == "success"
+        and second.tasks["no_retrain"] == "success"
+        and second.tasks["fine_tune"] == "skipped"
+    )
 
-    rollback = run_dag(airflow_db, "llmops_rollback", {"model_name": "router_e2e", "reason": "end-to-end test of the rollback DAG"})
+    rollback = run_dag(
+        airflow_db, "llmops_rollback", {"model_name": "router_e2e", "reason": "end-to-end test of the rollback DAG"}
+    )
     assert rollback.tasks == {"rollback": "failed"}  # only one champion so far: nothing to roll back to
     for event in rollback.events:
         validate_event(event)

@@ -34,14 +34,22 @@ def s3_endpoint():
 
 @pytest.fixture
 def s3(s3_endpoint: str, sample_dir: Path, monkeypatch: pytest.MonkeyPatch):
-    client = make_client(S3Config(endpoint_url=s3_endpoint, region_name="us-east-1", access_key_id="test", secret_access_key=SECRET))
+    client = make_client(
+        S3Config(endpoint_url=s3_endpoint, region_name="us-east-1", access_key_id="test", secret_access_key=SECRET)
+    )
     for bucket in ("landing", "llmops-store"):
         try:
             client.create_bucket(Bucket=bucket)
         except client.exceptions.BucketAlreadyOwnedByYou:
             pass
     client.upload_file(str(sample_dir / "tickets_batch_same.jsonl"), "landing", "batches/same.jsonl")
-    conn = {"conn_type": "llmops_s3", "host": s3_endpoint, "login": "test", "password": SECRET, "extra": {"region_name": "us-east-1"}}
+    conn = {
+        "conn_type": "llmops_s3",
+        "host": s3_endpoint,
+        "login": "test",
+        "password": SECRET,
+        "extra": {"region_name": "us-east-1"},
+    }
     monkeypatch.setenv("AIRFLOW_CONN_LLMOPS_S3_TEST", json.dumps(conn))
     # remote sources are refused until allowed; the DAG run chooses this connection by its Param
     monkeypatch.setenv("AIRFLOW__LLMOPS__ALLOWED_URI_PREFIXES", "s3://landing/batches,s3://no-such-bucket")
@@ -62,11 +70,18 @@ def test_hook_builds_a_client_from_the_connection(s3):
 
 def test_s3_source_into_s3_store(s3, allow_tmp: Path):
     op = IngestBatchOperator(
-        task_id="ingest", source_uri="s3://landing/batches/same.jsonl", dataset="tickets", source_conn_id="llmops_s3_test",
-        store_uri="s3://llmops-store/store", store_conn_id="llmops_s3_test",
+        task_id="ingest",
+        source_uri="s3://landing/batches/same.jsonl",
+        dataset="tickets",
+        source_conn_id="llmops_s3_test",
+        store_uri="s3://llmops-store/store",
+        store_conn_id="llmops_s3_test",
     )
     summary = op.execute(context={})
-    assert summary["accepted"] == 1000 and summary["snapshot_uri"] == f"s3://llmops-store/store/snapshots/tickets/{summary['snapshot_id']}"
+    assert (
+        summary["accepted"] == 1000
+        and summary["snapshot_uri"] == f"s3://llmops-store/store/snapshots/tickets/{summary['snapshot_id']}"
+    )
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="llmops-store", Prefix="store/")["Contents"]}
     prefix = f"store/snapshots/tickets/{summary['snapshot_id']}/"
     assert {prefix + "data.parquet", prefix + "manifest.json", prefix + "quarantine.jsonl"} <= keys
@@ -90,10 +105,18 @@ def test_unreachable_s3_endpoint(allow_tmp: Path, monkeypatch: pytest.MonkeyPatc
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    conn = {"conn_type": "llmops_s3", "host": f"http://127.0.0.1:{port}", "login": "a", "password": "b", "extra": {"region_name": "us-east-1"}}
+    conn = {
+        "conn_type": "llmops_s3",
+        "host": f"http://127.0.0.1:{port}",
+        "login": "a",
+        "password": "b",
+        "extra": {"region_name": "us-east-1"},
+    }
     monkeypatch.setenv("AIRFLOW_CONN_LLMOPS_S3_DOWN", json.dumps(conn))
     monkeypatch.setenv("AIRFLOW__LLMOPS__ALLOWED_URI_PREFIXES", "s3://landing")
-    op = IngestBatchOperator(task_id="ingest", source_uri="s3://landing/a.jsonl", dataset="t", source_conn_id="llmops_s3_down")
+    op = IngestBatchOperator(
+        task_id="ingest", source_uri="s3://landing/a.jsonl", dataset="t", source_conn_id="llmops_s3_down"
+    )
     with pytest.raises(SourceError, match="unreachable"):
         op.execute(context={})
 
@@ -109,7 +132,8 @@ def test_dag_run_with_s3_source_and_store(s3, airflow_db: Path, monkeypatch: pyt
     monkeypatch.setenv("AIRFLOW__LLMOPS__STORE_URI", "s3://llmops-store/dagrun")
     monkeypatch.setenv("AIRFLOW__LLMOPS__STORE_CONN_ID", "llmops_s3_test")
     outcome = run_dag(
-        airflow_db, "llmops_ingest_validate",
+        airflow_db,
+        "llmops_ingest_validate",
         {"dataset": "tickets_s3", "source_uri": "s3://landing/batches/same.jsonl", "source_conn_id": "llmops_s3_test"},
     )
     assert outcome.tasks == {"ingest": "success", "validate": "success"}
@@ -119,7 +143,9 @@ def test_dag_run_with_s3_source_and_store(s3, airflow_db: Path, monkeypatch: pyt
     assert json.loads(s3.get_object(Bucket="llmops-store", Key=key)["Body"].read())["status"] == "passed"
     for event in outcome.events:
         validate_event(event)
-    ingest_done = next(e for e in outcome.events if e["eventType"] == "COMPLETE" and e["job"]["name"].endswith(".ingest"))
+    ingest_done = next(
+        e for e in outcome.events if e["eventType"] == "COMPLETE" and e["job"]["name"].endswith(".ingest")
+    )
     assert ingest_done["inputs"][0]["namespace"] == "s3://landing"
     # the secret appears nowhere: not in logs, lineage, XCom or the stored manifest
     captured = capfd.readouterr()

@@ -180,8 +180,11 @@ def test_second_model_wins_on_the_drifted_batch_through_the_default_gate(
 
     with create_session() as session:  # each champion change announced once
         announced = (
-            session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .filter(AssetModel.name == f"llmops_champion_{MODEL}").order_by(AssetEvent.id).all()
+            session.query(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(AssetModel.name == f"llmops_champion_{MODEL}")
+            .order_by(AssetEvent.id)
+            .all()
         )
         assert [(e.extra["version"], e.extra["action"]) for e in announced] == [(v1, "promote"), (v2, "promote")]
 

@@ -104,9 +104,7 @@ def test_open_audit_keys_every_record_and_anchors_each_append(
             assert KEY.encode() not in path.read_bytes(), path
 
 
-def test_truncation_is_detected_through_the_registry_anchor(
-    world: SimpleNamespace, capsys: pytest.CaptureFixture[str]
-):
+def test_truncation_is_detected_through_the_registry_anchor(world: SimpleNamespace, capsys: pytest.CaptureFixture[str]):
     written = _decide(world, ["m1", "m2", "m1", "m2"])
     lines = world.path.read_bytes().splitlines(keepends=True)
     world.path.write_bytes(b"".join(lines[:3]))  # the last decision (about m2) is cut off

@@ -25,10 +25,15 @@ def test_dag_files_import_no_heavy_library():
     files = sorted(dag_files_dir().glob("*.py"))
     assert files, "no DAG files shipped"
     for dag_file in files:
-        out = subprocess.run([sys.executable, "-c", PROBE, str(dag_file), json.dumps(HEAVY)], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", PROBE, str(dag_file), json.dumps(HEAVY)], capture_output=True, text=True, check=True
+        )
         result = json.loads(out.stdout.strip().splitlines()[-1])
         assert result["heavy"] == [], f"{dag_file.name} imports {result['heavy']} at parse time"
-        print(f"{dag_file.name}: parsed in {result['seconds'] * 1000:.0f} ms in a fresh interpreter (Airflow import included)")
+        print(
+            f"{dag_file.name}: parsed in {result['seconds'] * 1000:.0f} ms in a fresh interpreter "
+            "(Airflow import included)"
+        )
 
 
 def test_dagbag_has_no_import_errors(tmp_path: Path):
@@ -50,7 +55,15 @@ def test_dagbag_has_no_import_errors(tmp_path: Path):
     assert drift.max_active_runs == 1 and "llmops_validated_support_tickets" in repr(drift.timetable.asset_condition)
     retrain = bag.dags["llmops_retrain"]
     assert {t.task_id for t in retrain.tasks} == {"should_retrain", "fine_tune", "evaluate", "promote", "no_retrain"}
-    assert set(retrain.params) >= {"dataset", "model_name", "force_retrain", "max_steps", "max_train_minutes", "training", "gate"}
+    assert set(retrain.params) >= {
+        "dataset",
+        "model_name",
+        "force_retrain",
+        "max_steps",
+        "max_train_minutes",
+        "training",
+        "gate",
+    }
     assert retrain.max_active_runs == 1  # one alias swap at a time; the compare-and-swap guards the rest
     assert "llmops_retrain_requested_support_tickets" in repr(retrain.timetable.asset_condition)
     assert "0 2 * * *" in repr(retrain.timetable.timetable)  # and nightly
@@ -63,6 +76,8 @@ def test_dagbag_has_no_import_errors(tmp_path: Path):
 def test_factory_defaults_are_overridable():
     from airflow_provider_llmops.dags.ingest_validate import build_ingest_validate_dag
 
-    dag = build_ingest_validate_dag("tickets_hourly", schedule="@hourly", dataset="emails", source_uri="s3://landing/tickets.csv")
+    dag = build_ingest_validate_dag(
+        "tickets_hourly", schedule="@hourly", dataset="emails", source_uri="s3://landing/tickets.csv"
+    )
     assert dag.dag_id == "tickets_hourly"
     assert dag.params["dataset"] == "emails" and dag.params["source_uri"] == "s3://landing/tickets.csv"

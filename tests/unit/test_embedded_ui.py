@@ -55,7 +55,10 @@ def test_sigterm_to_the_supervisor_stops_every_descendant(tmp_path: Path):
     pids_file, script = tmp_path / "pids", tmp_path / "component.py"
     script.write_text(COMPONENT)
     supervisor = subprocess.Popen(
-        [sys.executable, "-c", SUPERVISOR, str(pids_file), str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [sys.executable, "-c", SUPERVISOR, str(pids_file), str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not pids_file.exists() or len(pids_file.read_text().splitlines()) < 4):

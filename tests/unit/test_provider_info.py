@@ -19,7 +19,9 @@ def test_provider_info_matches_airflows_schema():
 
 
 def test_entry_point_is_registered():
-    (ep,) = [ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_llmops")]
+    (ep,) = [
+        ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_llmops")
+    ]
     assert ep.load()()["package-name"] == "airflow-provider-llmops"
 
 

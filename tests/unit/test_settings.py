@@ -72,7 +72,12 @@ def test_each_default_is_declared_once_and_matches_the_provider_info():
 
 def test_defaults_without_configuration(bare_env: Path):
     s = settings.load_settings()
-    assert (s.model_name, s.dataset, s.default_suite, s.registry_pool) == ("support_ticket_router", "support_tickets", "generic", "llmops_registry")
+    assert (s.model_name, s.dataset, s.default_suite, s.registry_pool) == (
+        "support_ticket_router",
+        "support_tickets",
+        "generic",
+        "llmops_registry",
+    )
     assert s.allowed_uri_prefixes == ()  # no remote source until configured
     assert s.suite_for("anything") == "generic" and s.golden_for("support_ticket_router") is None
 
@@ -89,4 +94,3 @@ def test_mappings_and_numbers_are_checked(bare_env: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("AIRFLOW__LLMOPS__MAX_ROW_BYTES", "lots")
     with pytest.raises(ConfigurationError, match="max_row_bytes must be an integer"):
         settings.load_settings()
-

@@ -6,7 +6,7 @@ import hashlib
 import json
 import multiprocessing
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,10 @@ from airflow_provider_llmops.core.audit import (
 
 def _trail(path: Path, n: int = 5) -> list[dict]:
     trail = AuditTrail(path)
-    return [trail.append(f"event_{i}", {"i": i, "nested": {"k": [i, "x"]}}, actor="alice" if i % 2 else None) for i in range(n)]
+    return [
+        trail.append(f"event_{i}", {"i": i, "nested": {"k": [i, "x"]}}, actor="alice" if i % 2 else None)
+        for i in range(n)
+    ]
 
 
 def _lines(path: Path) -> list[bytes]:
@@ -48,7 +51,7 @@ def test_chain_of_records_verifies(tmp_path: Path):
     written = _trail(path, 6)
     assert [r["seq"] for r in written] == list(range(6))
     assert written[0]["prev_hash"] == GENESIS_HASH
-    for prev, cur in zip(written, written[1:]):
+    for prev, cur in zip(written, written[1:], strict=False):
         assert cur["prev_hash"] == prev["hash"]
     on_disk = list(records(path))
     assert on_disk == written
@@ -56,7 +59,7 @@ def test_chain_of_records_verifies(tmp_path: Path):
         assert list(r) == ["seq", "ts", "event", "actor", "data", "prev_hash", "hash"]
         assert record_hash(r) == r["hash"]
         ts = datetime.fromisoformat(r["ts"].replace("Z", "+00:00"))
-        assert ts.utcoffset() == timezone.utc.utcoffset(None)
+        assert ts.utcoffset() == UTC.utcoffset(None)
     # the hash is the sha256 of the canonical JSON without the hash key
     first = dict(on_disk[0])
     del first["hash"]
@@ -188,7 +191,9 @@ def test_redact_nested_and_never_written(tmp_path: Path):
     assert redacted["user"] == "bob" and redacted["Password"] == "***"
     assert redacted["db"] == {"host": "localhost", "db_password": "***", "options": {"ssl": True}}
     assert redacted["headers"] == [{"Authorization": "***"}, {"accept": "json"}]
-    assert all(redacted[k] == "***" for k in ("OPENAI_API_KEY", "apiKey", "refresh_token", "client_secret", "aws_credentials"))
+    assert all(
+        redacted[k] == "***" for k in ("OPENAI_API_KEY", "apiKey", "refresh_token", "client_secret", "aws_credentials")
+    )
     assert data["Password"] == secret and data["db"]["db_password"] == secret  # the input is not modified
 
     path = tmp_path / "audit.jsonl"
@@ -200,11 +205,20 @@ def test_redact_nested_and_never_written(tmp_path: Path):
 
 def test_non_serialisable_values_become_strings(tmp_path: Path):
     path = tmp_path / "audit.jsonl"
-    when = datetime(2024, 5, 1, tzinfo=timezone.utc)
-    written = AuditTrail(path).append("odd", {"path": Path("/x/y"), "when": when, "t": (1, 2), "nan": float("nan"), 3: "int key", "ü": "ünïcode"})
+    when = datetime(2024, 5, 1, tzinfo=UTC)
+    written = AuditTrail(path).append(
+        "odd", {"path": Path("/x/y"), "when": when, "t": (1, 2), "nan": float("nan"), 3: "int key", "ü": "ünïcode"}
+    )
     (on_disk,) = list(records(path))
     assert on_disk == written
-    assert on_disk["data"] == {"path": "/x/y", "when": str(when), "t": [1, 2], "nan": "nan", "3": "int key", "ü": "ünïcode"}
+    assert on_disk["data"] == {
+        "path": "/x/y",
+        "when": str(when),
+        "t": [1, 2],
+        "nan": "nan",
+        "3": "int key",
+        "ü": "ünïcode",
+    }
     assert "ünïcode".encode() in path.read_bytes()  # ensure_ascii=False
     assert verify(path).ok
 

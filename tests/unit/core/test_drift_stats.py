@@ -43,7 +43,14 @@ def test_kl_of_two_gaussians_matches_the_closed_form_at_large_n():
 
 @pytest.mark.parametrize(
     ("ref", "cur"),
-    [([0, 0, 0], [0, 0, 0]), ([10, 0, 0], [0, 0, 0]), ([10, 0, 0], [0, 0, 1]), ([1], [0]), ([5, 5], [1, 0]), ([0, 0], [3, 0])],
+    [
+        ([0, 0, 0], [0, 0, 0]),
+        ([10, 0, 0], [0, 0, 0]),
+        ([10, 0, 0], [0, 0, 1]),
+        ([1], [0]),
+        ([5, 5], [1, 0]),
+        ([0, 0], [3, 0]),
+    ],
 )
 def test_never_nan_or_inf(ref, cur):
     scores = D.compare(ref, cur)
@@ -106,7 +113,11 @@ def test_shifted_batches_are_flagged_in_95_of_100_trials(size):
     binning = D.NumericBinning.from_reference(reference, 10)
     ref_counts, rules = binning.counts(reference), D.DriftRules()
     flagged = sum(
-        D.verdict(D.compare(ref_counts, _trial_counts(binning, rng, 0.75, size)), D.calibrated_thresholds(ref_counts, size, "x"), rules)["drift"]
+        D.verdict(
+            D.compare(ref_counts, _trial_counts(binning, rng, 0.75, size)),
+            D.calibrated_thresholds(ref_counts, size, "x"),
+            rules,
+        )["drift"]
         for _ in range(100)
     )
     assert flagged >= 95
@@ -122,7 +133,9 @@ def test_categorical_trials_both_ways():
     for _ in range(100):
         for probs, bucket in ((p_ref, "same"), (p_shift, "shifted")):
             counts = binning.counts(rng.choice(list("abcd"), 1000, p=probs))
-            hit = D.verdict(D.compare(ref_counts, counts), D.calibrated_thresholds(ref_counts, 1000, "c"), rules)["drift"]
+            hit = D.verdict(D.compare(ref_counts, counts), D.calibrated_thresholds(ref_counts, 1000, "c"), rules)[
+                "drift"
+            ]
             same, shifted = (same + hit, shifted) if bucket == "same" else (same, shifted + hit)
     assert same <= 5 and shifted >= 95
 
@@ -135,10 +148,16 @@ def test_tiny_shift_at_a_million_rows_is_significant_but_not_drift():
     binning = D.NumericBinning.from_reference(reference, 10)
     ref_counts = binning.counts(reference)
     current = binning.counts(rng.normal(0.03, 1, 1_000_000))
-    decision = D.verdict(D.compare(ref_counts, current), D.calibrated_thresholds(ref_counts, 1_000_000, "x"), D.DriftRules())
+    decision = D.verdict(
+        D.compare(ref_counts, current), D.calibrated_thresholds(ref_counts, 1_000_000, "x"), D.DriftRules()
+    )
     assert decision["fired"] == ["calibrated"] and not decision["drift"]
     assert "calibrated" in decision["rule"] and "fixed 0.2" in decision["rule"]
-    assert D.verdict(D.compare(ref_counts, current), D.calibrated_thresholds(ref_counts, 1_000_000, "x"), D.DriftRules(mode="calibrated"))["drift"]
+    assert D.verdict(
+        D.compare(ref_counts, current),
+        D.calibrated_thresholds(ref_counts, 1_000_000, "x"),
+        D.DriftRules(mode="calibrated"),
+    )["drift"]
 
 
 def test_rules_are_validated():
@@ -155,5 +174,10 @@ def test_smoothed_proportions_are_a_distribution(counts):
 
 
 def test_too_few_rows_get_no_verdict():
-    decision = D.verdict({"psi": 12.0, "js": 0.9, "kl": 5.0, "kl_symmetric": 12.0}, {s: 1.0 for s in D.STATISTICS}, D.DriftRules(), rows=3)
+    decision = D.verdict(
+        {"psi": 12.0, "js": 0.9, "kl": 5.0, "kl_symmetric": 12.0},
+        {s: 1.0 for s in D.STATISTICS},
+        D.DriftRules(),
+        rows=3,
+    )
     assert not decision["drift"] and "min_rows 30" in decision["rule"]

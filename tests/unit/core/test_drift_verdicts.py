@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -84,8 +83,15 @@ def test_a_batch_under_min_rows_is_never_drift_even_when_the_embedding_test_fire
             return np.ones((len(texts), 4), dtype=np.float32)
 
     def says_drift(reference: np.ndarray, current: np.ndarray, bandwidth: float, rules: Any) -> dict[str, Any]:
-        return {"drift": True, "rows": len(current), "centroid_cosine_distance": 0.5, "mmd2": 0.3, "mmd_pvalue": 0.001,
-                "domain_auc": 0.99, "rule": "MMD p=0.001 < 0.01 and domain AUC=0.990 >= 0.65"}
+        return {
+            "drift": True,
+            "rows": len(current),
+            "centroid_cosine_distance": 0.5,
+            "mmd2": 0.3,
+            "mmd_pvalue": 0.001,
+            "domain_auc": 0.99,
+            "rule": "MMD p=0.001 < 0.01 and domain AUC=0.990 >= 0.65",
+        }
 
     monkeypatch.setattr(E, "Encoder", FakeEncoder)
     monkeypatch.setattr(E, "embedding_drift", says_drift)
@@ -161,7 +167,7 @@ def test_held_out_rows_are_exactly_the_training_validation_split(reference):
     rows = reference[:500] + [{"text": "no id", "label": "billing"}]
     chosen = held_out_rows(7, 0.25)(rows_to_chunk(rows))
     _, validation = split_rows(reference[:500], 7, 0.25)
-    assert {r["id"] for r, keep in zip(rows, chosen) if keep} == {r["id"] for r in validation}
+    assert {r["id"] for r, keep in zip(rows, chosen, strict=True) if keep} == {r["id"] for r in validation}
     assert chosen[-1] is False and 0 < sum(chosen) < 500
 
 
@@ -215,13 +221,20 @@ def test_a_trained_model_profile_predicts_its_held_out_split_at_its_max_length(r
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     from airflow_provider_llmops.core.features import default_model_dir
-    from airflow_provider_llmops.core.train_job import SnapshotSel, _profile as training_profile
+    from airflow_provider_llmops.core.train_job import SnapshotSel
+    from airflow_provider_llmops.core.train_job import _profile as training_profile
     from airflow_provider_llmops.core.training import TrainConfig, train
 
     base = tmp_path / "tiny-bert"
     tokenizer = AutoTokenizer.from_pretrained(default_model_dir())
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(base)
     tokenizer.save_pretrained(base)
     rows = reference[:160]

@@ -25,7 +25,7 @@ def _random_case(seed: int, n: int = 300):
     used = LABELS[: int(rng.integers(2, k + 1))]  # some labels never appear at all
     y_true = [str(v) for v in rng.choice(used, n)]
     noisy = rng.random(n) < 0.35
-    y_pred = [str(rng.choice(LABELS)) if flip else t for t, flip in zip(y_true, noisy)]
+    y_pred = [str(rng.choice(LABELS)) if flip else t for t, flip in zip(y_true, noisy, strict=True)]
     logits = rng.normal(size=(n, k))
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     return y_true, y_pred, probs
@@ -84,7 +84,9 @@ def test_ece_via_classification_metrics_uses_argmax_and_max_prob():
     y_true = ["a", "b", "b", "b", "b"]
     y_pred = ["a", "a", "b", "b", "a"]
     m = E.classification_metrics(y_true, y_pred, probs, labels)
-    assert m["ece"] == pytest.approx(E.expected_calibration_error([0.95, 0.95, 0.55, 0.55, 0.7], [1, 0, 1, 1, 0]), abs=1e-15)
+    assert m["ece"] == pytest.approx(
+        E.expected_calibration_error([0.95, 0.95, 0.55, 0.55, 0.7], [1, 0, 1, 1, 0]), abs=1e-15
+    )
 
 
 def test_perfectly_calibrated_is_zero():
@@ -172,7 +174,13 @@ def test_group_gap_skips_small_groups():
     r = E.group_gap(y_true, y_pred, {"region": region}, labels, min_group_size=5, metric="recall")
     assert r["columns"]["region"]["skipped"] == {}
     assert r["columns"]["region"]["groups"]["APAC"]["value"] == 0.0  # macro recall over the labels present (only "b")
-    assert abs(r["columns"]["region"]["groups"]["US"]["value"] - recall_score(y_true[40:80], y_pred[40:80], average="macro")) < 1e-12
+    assert (
+        abs(
+            r["columns"]["region"]["groups"]["US"]["value"]
+            - recall_score(y_true[40:80], y_pred[40:80], average="macro")
+        )
+        < 1e-12
+    )
     assert r["gap"] == 1.0
 
 
@@ -180,7 +188,10 @@ def test_group_gap_no_eligible_pairs_and_validation():
     g = E.group_gap(["a"] * 10, ["a"] * 10, {"region": ["EU"] * 5 + ["US"] * 5}, ["a", "b"], min_group_size=30)
     # not measurable is not "perfectly fair": no 0.0, a flag and the reason instead
     assert g["gap"] is None and g["measured"] is False and g["worst_column"] is None
-    assert g["reason"] == "no group column has two groups of at least min_group_size=30 rows (region: 0 group(s) of >= 30 rows (largest 5))"
+    assert g["reason"] == (
+        "no group column has two groups of at least min_group_size=30 rows "
+        "(region: 0 group(s) of >= 30 rows (largest 5))"
+    )
     assert g["columns"]["region"] == {"groups": {}, "skipped": {"EU": 5, "US": 5}, "gap": None}
     missing = E.group_gap(["a"] * 4, ["a"] * 4, {"region": [None, float("nan"), "EU", "EU"]}, ["a"], min_group_size=1)
     assert set(missing["columns"]["region"]["groups"]) == {E.MISSING_GROUP, "EU"}
@@ -202,6 +213,8 @@ def test_latency_summary():
 
 
 def test_group_gap_measured_flag_when_two_groups_are_large_enough():
-    g = E.group_gap(["a"] * 4 + ["b"] * 4, ["a"] * 4 + ["a"] * 4, {"region": ["EU"] * 4 + ["US"] * 4}, ["a", "b"], min_group_size=4)
+    g = E.group_gap(
+        ["a"] * 4 + ["b"] * 4, ["a"] * 4 + ["a"] * 4, {"region": ["EU"] * 4 + ["US"] * 4}, ["a", "b"], min_group_size=4
+    )
     assert g["measured"] is True and g["reason"] is None and g["gap"] == 1.0 and g["worst_column"] == "region"
     assert E.unmeasured_reason({}, 30) == "the evaluation set has no group column (region, language, channel)"

@@ -39,7 +39,14 @@ def failed(decision: GateDecision) -> list[str]:
 def test_passes():
     d = decide(challenger(), CHAMPION, GateSpec())
     assert d.passed and not d.first_model and d.reasons == []
-    assert [c["name"] for c in d.checks] == ["primary", "guard:accuracy", "guard:ece", "floor:macro_f1", "floor:accuracy", "fairness"]
+    assert [c["name"] for c in d.checks] == [
+        "primary",
+        "guard:accuracy",
+        "guard:ece",
+        "floor:macro_f1",
+        "floor:accuracy",
+        "fairness",
+    ]
     assert d.summary.startswith("promote")
     assert set(check(d, "primary")) == {"name", "metric", "value", "reference", "threshold", "passed", "detail"}
     out = d.to_dict()
@@ -80,8 +87,12 @@ def test_relative_threshold():
     d = decide(challenger(macro_f1=0.81), CHAMPION, spec)  # +1.25 %
     assert failed(d) == ["primary"] and "needs > 0 and >= 2% relative" in d.reasons[0]
     # Either threshold suffices: +0.017 is below the absolute 0.05 but above 2 % relative.
-    assert decide(challenger(macro_f1=0.817), CHAMPION, GateSpec(min_abs_improvement=0.05, min_rel_improvement=0.02)).passed
-    assert not decide(challenger(macro_f1=0.81), CHAMPION, GateSpec(min_abs_improvement=0.05, min_rel_improvement=0.02)).passed
+    assert decide(
+        challenger(macro_f1=0.817), CHAMPION, GateSpec(min_abs_improvement=0.05, min_rel_improvement=0.02)
+    ).passed
+    assert not decide(
+        challenger(macro_f1=0.81), CHAMPION, GateSpec(min_abs_improvement=0.05, min_rel_improvement=0.02)
+    ).passed
 
 
 def test_fails_accuracy_guard():
@@ -179,7 +190,9 @@ def test_lower_is_better_primary():
 
 
 def test_from_dict_round_trip_and_unknown_keys():
-    spec = GateSpec.from_dict({"primary": "accuracy", "min_rel_improvement": 0.02, "guards": {"macro_f1": 0.01}, "max_latency_p95_ms": 80})
+    spec = GateSpec.from_dict(
+        {"primary": "accuracy", "min_rel_improvement": 0.02, "guards": {"macro_f1": 0.01}, "max_latency_p95_ms": 80}
+    )
     assert spec.primary == "accuracy" and spec.guards == {"macro_f1": 0.01} and spec.max_latency_p95_ms == 80.0
     assert spec.floors == GateSpec().floors
     assert GateSpec.from_dict(spec.to_dict()) == spec
@@ -206,14 +219,21 @@ def test_spec_is_frozen_and_copies_mappings():
 
 # ---- fairness that cannot be measured ---------------------------------------------------------------------------
 
-UNMEASURED = {"fairness_gap": None, "fairness_measured": False, "fairness_reason": "no group column has two groups of at least 30 rows"}
+UNMEASURED = {
+    "fairness_gap": None,
+    "fairness_measured": False,
+    "fairness_reason": "no group column has two groups of at least 30 rows",
+}
 
 
 def test_unmeasured_fairness_passes_by_default_with_a_note():
     d = decide(challenger(**UNMEASURED), CHAMPION, GateSpec())
     c = check(d, "fairness")
     assert d.passed and c["passed"] is True and c["value"] is None and c["measured"] is False
-    assert c["detail"] == "fairness not measured (no group column has two groups of at least 30 rows); rule fairness_unmeasured='pass' passes it"
+    assert c["detail"] == (
+        "fairness not measured (no group column has two groups of at least 30 rows); "
+        "rule fairness_unmeasured='pass' passes it"
+    )
 
 
 def test_unmeasured_fairness_fails_when_the_rule_says_so():
@@ -231,7 +251,9 @@ def test_unmeasured_fairness_is_never_read_as_zero():
 
 # ---- "is stricter", per field ----------------------------------------------------------------------------------
 
-BASE = GateSpec(min_abs_improvement=0.01, min_rel_improvement=0.02, max_latency_p95_ms=100.0, floors={"macro_f1": 0.5, "ece": 0.1})
+BASE = GateSpec(
+    min_abs_improvement=0.01, min_rel_improvement=0.02, max_latency_p95_ms=100.0, floors={"macro_f1": 0.5, "ece": 0.1}
+)
 
 
 def fields_loosened(**changes) -> list[str]:
@@ -274,7 +296,9 @@ def test_loosenings_per_field(changes, looser):
 def test_new_bounds_are_stricter_and_unmeasured_pass_after_fail_is_looser():
     unbounded = GateSpec(max_fairness_gap=None, max_latency_p95_ms=None, fairness_unmeasured="fail")
     assert loosenings(unbounded, merge_gate(unbounded, {"max_fairness_gap": 0.2, "max_latency_p95_ms": 10})) == []
-    assert loosenings(unbounded, merge_gate(unbounded, {"fairness_unmeasured": "pass"})) == [{"field": "fairness_unmeasured", "from": "fail", "to": "pass"}]
+    assert loosenings(unbounded, merge_gate(unbounded, {"fairness_unmeasured": "pass"})) == [
+        {"field": "fairness_unmeasured", "from": "fail", "to": "pass"}
+    ]
 
 
 def test_several_loosened_fields_are_all_listed_and_refused():

@@ -36,7 +36,11 @@ def every_bad_row_jsonl() -> tuple[bytes, dict[int, str | None], int]:
         (b'{"id": "t9", "text": "when?", "timestamp": "last tuesday"}', R.INVALID_TIMESTAMP),
         (b'["not", "an", "object"]', R.MALFORMED),
         (b"", "blank"),
-        (b'{"id": "t10", "text": "Where is my parcel?", "label": "shipping_delivery", "timestamp": "2026-03-01T10:00:00Z"}', None),
+        (
+            b'{"id": "t10", "text": "Where is my parcel?", "label": "shipping_delivery", '
+            b'"timestamp": "2026-03-01T10:00:00Z"}',
+            None,
+        ),
     ]
     data = b"\n".join(line for line, _ in lines) + b"\n"
     expected = {i: reason for i, (_, reason) in enumerate(lines, start=1) if reason != "blank"}
@@ -98,8 +102,13 @@ def test_every_kind_of_bad_row_in_csv(tmp_path: Path):
     quarantine = store.read_quarantine("tickets", result.snapshot.snapshot_id)
     # the quoted two-line record starts on line 2, so everything after it is shifted by one
     assert [(q["line"], q["reason"]) for q in quarantine] == [
-        (4, R.MALFORMED), (5, R.INVALID_UTF8), (6, R.EMPTY_TEXT), (7, R.EMPTY_ID),
-        (8, R.DUPLICATE_ID), (9, R.OVERSIZED), (10, R.INVALID_TIMESTAMP),
+        (4, R.MALFORMED),
+        (5, R.INVALID_UTF8),
+        (6, R.EMPTY_TEXT),
+        (7, R.EMPTY_ID),
+        (8, R.DUPLICATE_ID),
+        (9, R.OVERSIZED),
+        (10, R.INVALID_TIMESTAMP),
     ]
     table = store.read_table("tickets", result.snapshot.snapshot_id)
     assert table.column("text").to_pylist()[0] == "Refund please,\nI returned it"
@@ -111,7 +120,12 @@ def test_csv_without_a_text_column_fails_naming_the_columns(tmp_path: Path):
     blob = read_source(str(source), allowed_roots=[str(tmp_path)])
     with pytest.raises(SourceError, match=r"no column for \['id', 'text'\].*columns present: \['ticket', 'body'\]"):
         ingest(blob, DatasetStore(str(tmp_path / "store")), "tickets")
-    mapped = ingest(blob, DatasetStore(str(tmp_path / "store")), "tickets", R.ColumnMapping.from_config({"ticket": "id", "body": "text"}))
+    mapped = ingest(
+        blob,
+        DatasetStore(str(tmp_path / "store")),
+        "tickets",
+        R.ColumnMapping.from_config({"ticket": "id", "body": "text"}),
+    )
     assert mapped.accepted == 1
 
 
@@ -129,8 +143,20 @@ def test_same_input_same_id_and_nothing_new_written(tmp_path: Path, sample_dir: 
 
 def test_same_content_in_three_formats_is_one_snapshot(tmp_path: Path):
     rows = [
-        {"id": "a1", "text": "Card declined twice", "label": "billing", "timestamp": "2026-01-02T03:04:05Z", "channel": "chat"},
-        {"id": "a2", "text": "Cannot log in", "label": "account_access", "timestamp": "2026-01-03T00:00:00Z", "channel": "email"},
+        {
+            "id": "a1",
+            "text": "Card declined twice",
+            "label": "billing",
+            "timestamp": "2026-01-02T03:04:05Z",
+            "channel": "chat",
+        },
+        {
+            "id": "a2",
+            "text": "Cannot log in",
+            "label": "account_access",
+            "timestamp": "2026-01-03T00:00:00Z",
+            "channel": "email",
+        },
     ]
     (tmp_path / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with open(tmp_path / "b.csv", "w", newline="") as fh:
@@ -140,7 +166,9 @@ def test_same_content_in_three_formats_is_one_snapshot(tmp_path: Path):
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "b.parquet")
     store = DatasetStore(str(tmp_path / "store"))
     ids = {
-        ingest(read_source(str(tmp_path / f"b.{ext}"), allowed_roots=[str(tmp_path)]), store, "tickets").snapshot.snapshot_id
+        ingest(
+            read_source(str(tmp_path / f"b.{ext}"), allowed_roots=[str(tmp_path)]), store, "tickets"
+        ).snapshot.snapshot_id
         for ext in ("jsonl", "csv", "parquet")
     }
     assert len(ids) == 1
@@ -215,13 +243,15 @@ def test_hostile_jsonl_rows_are_each_quarantined_with_a_reason(tmp_path: Path):
 
 
 def test_hostile_csv_rows(tmp_path: Path):
-    data = b"".join([
-        b"id,text,meta\n",
-        b"c1,a\rb,x\n",  # a bare CR in an unquoted field
-        b"c2,\xff\rz,x\n",  # the same, with a byte that is not UTF-8
-        b"c3,nul\x00inside,x\n",  # NUL is accepted
-        b'c4,"never closed,x\nc5,ok,x\n',  # an unclosed quote runs to the end of the file
-    ])
+    data = b"".join(
+        [
+            b"id,text,meta\n",
+            b"c1,a\rb,x\n",  # a bare CR in an unquoted field
+            b"c2,\xff\rz,x\n",  # the same, with a byte that is not UTF-8
+            b"c3,nul\x00inside,x\n",  # NUL is accepted
+            b'c4,"never closed,x\nc5,ok,x\n',  # an unclosed quote runs to the end of the file
+        ]
+    )
     (tmp_path / "hostile.csv").write_bytes(data)
     store = DatasetStore(str(tmp_path / "store"))
     result = ingest(read_source(str(tmp_path / "hostile.csv"), allowed_roots=[str(tmp_path)]), store, "tickets")
@@ -238,21 +268,26 @@ def _parquet(tmp_path: Path, table: pa.Table) -> SourceBlob:
 
 
 def test_hostile_parquet_cells_reject_only_their_row(tmp_path: Path):
-    table = pa.table({
-        "id": ["p1", "p2", "p3", "p4", "p5"],
-        "text": ["ok", "ok", "ok", "ok", "ok"],
-        # p2: a moment past year 9999
-        "timestamp": pa.array([0, 10**15, None, 5, 6], pa.int64()).cast(pa.timestamp("s", tz="+05:30")),
-        "day": pa.array([0, 1, 2**30, 3, 4], pa.int32()).cast(pa.date32()),  # p3: a date no Python date can hold
-        "price": pa.array([Decimal("1.25"), None, None, None, None], pa.decimal128(10, 2)),
-        "blob": pa.array([None, None, None, b"\x00\xff", None]),  # p4: binary metadata
-        "nested": pa.array([None, None, None, None, {"a": 1}]),  # p5: struct metadata
-    })
+    table = pa.table(
+        {
+            "id": ["p1", "p2", "p3", "p4", "p5"],
+            "text": ["ok", "ok", "ok", "ok", "ok"],
+            # p2: a moment past year 9999
+            "timestamp": pa.array([0, 10**15, None, 5, 6], pa.int64()).cast(pa.timestamp("s", tz="+05:30")),
+            "day": pa.array([0, 1, 2**30, 3, 4], pa.int32()).cast(pa.date32()),  # p3: a date no Python date can hold
+            "price": pa.array([Decimal("1.25"), None, None, None, None], pa.decimal128(10, 2)),
+            "blob": pa.array([None, None, None, b"\x00\xff", None]),  # p4: binary metadata
+            "nested": pa.array([None, None, None, None, {"a": 1}]),  # p5: struct metadata
+        }
+    )
     store = DatasetStore(str(tmp_path / "store"))
     result = ingest(_parquet(tmp_path, table), store, "tickets")
     quarantine = store.read_quarantine("tickets", result.snapshot.snapshot_id)
     assert [(q["line"], q["reason"]) for q in quarantine] == [
-        (2, R.INVALID_TIMESTAMP), (3, R.WRONG_TYPE), (4, R.WRONG_TYPE), (5, R.WRONG_TYPE),
+        (2, R.INVALID_TIMESTAMP),
+        (3, R.WRONG_TYPE),
+        (4, R.WRONG_TYPE),
+        (5, R.WRONG_TYPE),
     ]
     accepted = store.read_table("tickets", result.snapshot.snapshot_id).to_pylist()
     assert [(r["id"], r["price"], r["day"]) for r in accepted] == [("p1", "1.25", "1970-01-01")]

@@ -15,7 +15,6 @@ import decimal
 import hashlib
 import io
 import json
-import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -102,12 +101,51 @@ def ingest_and_check(
 # --- (1) arbitrary bytes as JSONL ------------------------------------------------------------------------------
 
 JSON_TOKENS = [
-    b"{", b"}", b"[", b"]", b":", b",", b'"', b" ", b"\n", b"\r", b"\r\n", b"\t", b"\x00", b"\xff", b"\xc3\xa9",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b":",
+    b",",
+    b'"',
+    b" ",
+    b"\n",
+    b"\r",
+    b"\r\n",
+    b"\t",
+    b"\x00",
+    b"\xff",
+    b"\xc3\xa9",
     b"\xef\xbb\xbf",
-    b'"id"', b'"text"', b'"label"', b'"timestamp"', b'"meta"', b'""', b'"x"', b'"\\ud800"', b'"\\u0000"', b'"a\\"b"',
-    b"0", b"1", b"-7", b"1.5", b"1e400", b"-1e400", b"1e20", b"NaN", b"Infinity", b"-Infinity", b"true", b"false",
+    b'"id"',
+    b'"text"',
+    b'"label"',
+    b'"timestamp"',
+    b'"meta"',
+    b'""',
+    b'"x"',
+    b'"\\ud800"',
+    b'"\\u0000"',
+    b'"a\\"b"',
+    b"0",
+    b"1",
+    b"-7",
+    b"1.5",
+    b"1e400",
+    b"-1e400",
+    b"1e20",
+    b"NaN",
+    b"Infinity",
+    b"-Infinity",
+    b"true",
+    b"false",
     b"null",
-    b"9" * 5000, b"9" * 40, b'"99999-01-01"', b'"2026-03-04T13:22:10Z"', b'"9999-12-31T23:59:59-01:00"', b"[" * 3000,
+    b"9" * 5000,
+    b"9" * 40,
+    b'"99999-01-01"',
+    b'"2026-03-04T13:22:10Z"',
+    b'"9999-12-31T23:59:59-01:00"',
+    b"[" * 3000,
 ]
 json_soup = st.lists(st.sampled_from(JSON_TOKENS) | st.binary(max_size=3), max_size=12).map(b"".join)
 # a line that is often a JSON object: {"key": value, ...} with keys and values from the tokens above
@@ -182,8 +220,19 @@ json_scalars = (
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.sampled_from([1e20, -1e20, 1e308, 253402300800, -62135596801, 2**63, 0.5])
     | any_text
-    | st.sampled_from(["2026-03-04T13:22:10Z", "2026-03-04T13:22:10+00:00", "2026-03-04 13:22:10", "99999-01-01",
-                       "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00", "2026-02-30", "  ", "\x00"])
+    | st.sampled_from(
+        [
+            "2026-03-04T13:22:10Z",
+            "2026-03-04T13:22:10+00:00",
+            "2026-03-04 13:22:10",
+            "99999-01-01",
+            "9999-12-31T23:59:59-01:00",
+            "0001-01-01T00:00:00+01:00",
+            "2026-02-30",
+            "  ",
+            "\x00",
+        ]
+    )
 )
 json_values = st.recursive(
     json_scalars | st.builds(Deep, st.integers(1, 5000)),
@@ -201,11 +250,32 @@ plausible = {
     | st.sampled_from([True, 1.5, " "]),
     "text": clean_text | st.sampled_from(["", " \n", "a\x00b", "\ud800", "x\udfffy"]),
     "label": st.text(max_size=8) | st.integers() | st.sampled_from([None, 2.5, False]),
-    "timestamp": st.sampled_from([0, -1, 1e20, -1e20, 1e308, 253402299999, 253402300800, -62135596800, -62135596801,
-                                  2**70,
-                                  1.5, "2026-03-04T13:22:10Z", "2026-03-04T13:22:10+00:00", "2026-03-04 13:22:10",
-                                  "2026-03-04", "99999-01-01", "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00",
-                                  "2026-02-30", "20260304T132210Z", "", None]),
+    "timestamp": st.sampled_from(
+        [
+            0,
+            -1,
+            1e20,
+            -1e20,
+            1e308,
+            253402299999,
+            253402300800,
+            -62135596800,
+            -62135596801,
+            2**70,
+            1.5,
+            "2026-03-04T13:22:10Z",
+            "2026-03-04T13:22:10+00:00",
+            "2026-03-04 13:22:10",
+            "2026-03-04",
+            "99999-01-01",
+            "9999-12-31T23:59:59-01:00",
+            "0001-01-01T00:00:00+01:00",
+            "2026-02-30",
+            "20260304T132210Z",
+            "",
+            None,
+        ]
+    ),
 }
 
 
@@ -217,7 +287,6 @@ def row_objects(draw: st.DrawFn) -> Obj:
             pairs.append((column, draw(plausible[column] | json_values if draw(st.booleans()) else plausible[column])))
     pairs += draw(st.lists(st.tuples(keys, json_values), max_size=3))  # may repeat a key, or be any key at all
     return Obj(tuple(draw(st.permutations(pairs))))
-
 
 
 @given(
@@ -239,7 +308,7 @@ def test_property_arbitrary_json_values_as_jsonl(rows: list[tuple[Any, bool, boo
         assert not lines
         return
     assert outcome.result.rows_read == len(lines)
-    accepted = dict(zip(outcome.table.column("id").to_pylist(), outcome.table.column("text").to_pylist()))
+    accepted = dict(zip(outcome.table.column("id").to_pylist(), outcome.table.column("text").to_pylist(), strict=True))
     for record_id, text in good.items():
         assert accepted.get(record_id) == text
 
@@ -247,9 +316,24 @@ def test_property_arbitrary_json_values_as_jsonl(rows: list[tuple[Any, bool, boo
 # --- (2) arbitrary bytes as CSV, (4) arbitrary rows written as CSV -----------------------------------------------
 
 CSV_HEADER = b"id,text,label,timestamp,meta\n"
-CSV_TOKENS = [b",", b'"', b'""', b"\n", b"\r", b"\r\n", b"\x00", b"\xff", b"\xc3\xa9", b"a", b"1", b" ", b"x" * 200,
-              b"99999-01-01",
-              b"2026-03-04T13:22:10Z", b"\xed\xa0\x80"]
+CSV_TOKENS = [
+    b",",
+    b'"',
+    b'""',
+    b"\n",
+    b"\r",
+    b"\r\n",
+    b"\x00",
+    b"\xff",
+    b"\xc3\xa9",
+    b"a",
+    b"1",
+    b" ",
+    b"x" * 200,
+    b"99999-01-01",
+    b"2026-03-04T13:22:10Z",
+    b"\xed\xa0\x80",
+]
 csv_soup = st.lists(st.sampled_from(CSV_TOKENS) | st.binary(max_size=3), max_size=12).map(b"".join)
 csv_body = st.lists(csv_soup, max_size=8).map(b"\n".join)
 
@@ -267,8 +351,11 @@ csv_cells = any_text | st.sampled_from(
 csv_header_names = st.lists(st.sampled_from(["label", "timestamp", "meta", "", "ID", "x\x00"]) | any_text, max_size=3)
 
 
-@given(csv_header_names, st.lists(st.tuples(st.booleans(), st.lists(csv_cells, min_size=2, max_size=6)), max_size=8),
-       st.sampled_from([("\r\n", csv.QUOTE_MINIMAL), ("\n", csv.QUOTE_ALL)]))
+@given(
+    csv_header_names,
+    st.lists(st.tuples(st.booleans(), st.lists(csv_cells, min_size=2, max_size=6)), max_size=8),
+    st.sampled_from([("\r\n", csv.QUOTE_MINIMAL), ("\n", csv.QUOTE_ALL)]),
+)
 def test_property_arbitrary_rows_written_as_csv(
     extra: list[str], rows: list[tuple[bool, list[str]]], dialect: tuple[str, int]
 ):
@@ -303,7 +390,7 @@ def test_property_arbitrary_rows_written_as_csv(
         assert not usable_header or written == 0
         return
     assert outcome.result.rows_read == written
-    accepted = dict(zip(outcome.table.column("id").to_pylist(), outcome.table.column("text").to_pylist()))
+    accepted = dict(zip(outcome.table.column("id").to_pylist(), outcome.table.column("text").to_pylist(), strict=True))
     if all(h.isprintable() for h in header):  # a header cell with a control character may be read differently
         for record_id, text in good.items():
             assert accepted.get(record_id) == text
@@ -360,8 +447,10 @@ COLUMN_KINDS = {
     "duration": _ints_as(pa.duration("s")),
     "null": lambda n: st.just(pa.nulls(n)),
     "list": _plain(pa.list_(pa.string()), st.lists(safe_text, max_size=3)),
-    "struct": _plain(pa.struct([("a", pa.int64()), ("b", pa.string())]),
-                     st.fixed_dictionaries({"a": st.none() | st.integers(-5, 5), "b": st.none() | safe_text})),
+    "struct": _plain(
+        pa.struct([("a", pa.int64()), ("b", pa.string())]),
+        st.fixed_dictionaries({"a": st.none() | st.integers(-5, 5), "b": st.none() | safe_text}),
+    ),
     "map": _plain(pa.map_(pa.string(), pa.int64()), st.lists(st.tuples(safe_text, st.integers(-5, 5)), max_size=2)),
 }
 # the canonical columns get a plausible type most of the time, so many rows get past the first check
@@ -439,14 +528,16 @@ def test_property_arbitrary_tables_as_parquet(table: pa.Table, max_row_bytes: in
 # the file's structure
 SAMPLE_ROWS = 40
 SAMPLE_PARQUET = parquet_bytes(
-    pa.table({
-        "id": [f"r{i}" for i in range(SAMPLE_ROWS)],
-        "text": [f"text {i}" for i in range(SAMPLE_ROWS)],
-        "timestamp": pa.array([i * 31_536_000_000 for i in range(SAMPLE_ROWS)]).cast(pa.timestamp("ms", tz="UTC")),
-        "day": pa.array([dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(SAMPLE_ROWS)]),
-        "meta": pa.array([1.5 * i if i % 3 else None for i in range(SAMPLE_ROWS)]),
-        "price": pa.array([decimal.Decimal(i) / 4 for i in range(SAMPLE_ROWS)], pa.decimal128(10, 2)),
-    }),
+    pa.table(
+        {
+            "id": [f"r{i}" for i in range(SAMPLE_ROWS)],
+            "text": [f"text {i}" for i in range(SAMPLE_ROWS)],
+            "timestamp": pa.array([i * 31_536_000_000 for i in range(SAMPLE_ROWS)]).cast(pa.timestamp("ms", tz="UTC")),
+            "day": pa.array([dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(SAMPLE_ROWS)]),
+            "meta": pa.array([1.5 * i if i % 3 else None for i in range(SAMPLE_ROWS)]),
+            "price": pa.array([decimal.Decimal(i) / 4 for i in range(SAMPLE_ROWS)], pa.decimal128(10, 2)),
+        }
+    ),
     compression="none",
     use_dictionary=False,
 )
@@ -460,7 +551,7 @@ def mutated_parquet(draw: st.DrawFn) -> bytes:
         data[position] = draw(st.integers(0, 255))
     if draw(st.booleans()):
         cut = draw(st.integers(0, len(data)))
-        data = data[:cut] + data[cut + draw(st.integers(0, 16)):]
+        data = data[:cut] + data[cut + draw(st.integers(0, 16)) :]
     return bytes(data)
 
 

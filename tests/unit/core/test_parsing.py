@@ -16,7 +16,12 @@ def test_jsonl_line_numbers_skip_blank_lines_and_keep_bad_bytes():
     data = b'{"id": "1", "text": "a"}\n\n{"id": "2", "text": "caf\xe9"}\n[1, 2]\n{broken\n'
     parsed = parse_jsonl(data, 1000)
     assert parsed.blank_lines == 1
-    assert [(r.line, r.reason) for r in parsed.rows] == [(1, None), (3, R.INVALID_UTF8), (4, R.MALFORMED), (5, R.MALFORMED)]
+    assert [(r.line, r.reason) for r in parsed.rows] == [
+        (1, None),
+        (3, R.INVALID_UTF8),
+        (4, R.MALFORMED),
+        (5, R.MALFORMED),
+    ]
     bad = parsed.rows[1]
     assert base64.b64decode(bad.raw_base64) == b'{"id": "2", "text": "caf\xe9"}'
 

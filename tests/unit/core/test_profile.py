@@ -41,7 +41,15 @@ def _score(profile: ReferenceProfile, name: str, **options) -> dict:
 def test_profile_contents(profile: ReferenceProfile):
     assert profile.row_count == 3000 and profile.label_column == "label"
     assert set(profile.features) == {
-        "char_length", "token_count", "oov_rate", "unk_token_rate", "label", "meta:channel", "meta:region", "meta:language", "meta:product"
+        "char_length",
+        "token_count",
+        "oov_rate",
+        "unk_token_rate",
+        "label",
+        "meta:channel",
+        "meta:region",
+        "meta:language",
+        "meta:product",
     }
     assert profile.tokenizer.name == "sentence-transformers/all-MiniLM-L6-v2" and len(profile.tokenizer.sha256) == 16
     assert profile.embedding is not None and profile.embedding.sample.shape == (200, 384)
@@ -53,7 +61,9 @@ def test_profile_contents(profile: ReferenceProfile):
 
 def test_save_load_round_trip_keeps_the_id(profile_dir: Path, profile: ReferenceProfile, tmp_path: Path):
     again = ReferenceProfile.load(profile.save(tmp_path / "copy"))
-    assert again.profile_id == profile.profile_id == json.loads((profile_dir / "profile.json").read_text())["profile_id"]
+    assert (
+        again.profile_id == profile.profile_id == json.loads((profile_dir / "profile.json").read_text())["profile_id"]
+    )
     with pytest.raises(ConfigurationError, match="no reference profile"):
         ReferenceProfile.load(tmp_path)
 
@@ -94,7 +104,9 @@ def test_empty_and_one_row_batches_are_finite(profile: ReferenceProfile, tmp_pat
 
 def test_unlabelled_batch_skips_label_shift(profile: ReferenceProfile, tmp_path: Path):
     rows = [json.loads(line) for line in (SAMPLES / "tickets_batch_same.jsonl").read_text().splitlines()]
-    (tmp_path / "unlabelled.jsonl").write_text("".join(json.dumps({k: v for k, v in r.items() if k != "label"}) + "\n" for r in rows))
+    (tmp_path / "unlabelled.jsonl").write_text(
+        "".join(json.dumps({k: v for k, v in r.items() if k != "label"}) + "\n" for r in rows)
+    )
     report = score(profile, iter_chunks(str(tmp_path / "unlabelled.jsonl")), ScoreOptions(embeddings=False))
     assert "label" not in report["features"] and report["embedding"] is None
 
@@ -103,18 +115,30 @@ def test_predicted_label_distribution_with_a_model(tmp_path: Path):
     """A keyword router stands in for a trained model here (the model issue supplies real ones)."""
 
     def route(texts: list[str]) -> list[str]:
-        return ["billing" if any(w in t.lower() for w in ("invoice", "charge", "pay", "refund")) else "other" for t in texts]
+        return [
+            "billing" if any(w in t.lower() for w in ("invoice", "charge", "pay", "refund")) else "other" for t in texts
+        ]
 
-    profile = build_profile(lambda: iter_chunks(str(SAMPLES / "tickets_reference.jsonl")), embedding_sample=0, predictor=route)
+    profile = build_profile(
+        lambda: iter_chunks(str(SAMPLES / "tickets_reference.jsonl")), embedding_sample=0, predictor=route
+    )
     assert profile.predicted_labels and "predicted_label" in profile.features
-    report = score(profile, iter_chunks(str(SAMPLES / "tickets_batch_drift.jsonl")), ScoreOptions(embeddings=False), predictor=route)
+    report = score(
+        profile,
+        iter_chunks(str(SAMPLES / "tickets_batch_drift.jsonl")),
+        ScoreOptions(embeddings=False),
+        predictor=route,
+    )
     assert report["features"]["predicted_label"]["verdict"]["drift"]  # billing 15 % -> 40 % shows in predictions too
 
 
 def test_monitored_features_limit_the_overall_verdict(profile: ReferenceProfile):
     report = _score(profile, "tickets_batch_drift.jsonl", embeddings=False, features=("meta:region",))
     assert report["drifting_features"] == [] and report["verdict"] == "no_drift"
-    assert report["features"]["char_length"]["verdict"]["drift"] and not report["features"]["char_length"]["verdict"]["monitored"]
+    assert (
+        report["features"]["char_length"]["verdict"]["drift"]
+        and not report["features"]["char_length"]["verdict"]["monitored"]
+    )
 
 
 def test_missing_text_column_is_a_clear_error(profile: ReferenceProfile):

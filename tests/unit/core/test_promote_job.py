@@ -85,14 +85,26 @@ class World:
 
     def promote(self, reference: dict[str, Any], spec: Any = None, run: dict[str, Any] | None = None) -> dict[str, Any]:
         return promote(
-            registry=self.registry, audit=self.audit, store=self.store, evaluation=reference, spec=spec or GateSpec(),
-            run=run or RUN, log=lambda *_: None,
+            registry=self.registry,
+            audit=self.audit,
+            store=self.store,
+            evaluation=reference,
+            spec=spec or GateSpec(),
+            run=run or RUN,
+            log=lambda *_: None,
         )
 
     def rollback(self, target: str | None, reason: str = REASON, run: dict[str, Any] | None = None) -> dict[str, Any]:
         return rollback(
-            registry=self.registry, audit=self.audit, store=self.store, model_name=self.name, target_version=target,
-            run=run or RUN_RB, reason=reason, spec=GateSpec(), log=lambda *_: None,
+            registry=self.registry,
+            audit=self.audit,
+            store=self.store,
+            model_name=self.name,
+            target_version=target,
+            run=run or RUN_RB,
+            reason=reason,
+            spec=GateSpec(),
+            log=lambda *_: None,
         )
 
     def events(self, event: str) -> list[dict[str, Any]]:

@@ -20,7 +20,14 @@ SUPPORTED_PYTHONS = {"3.11"}
 def test_normalise_maps_columns_and_keeps_metadata_as_strings():
     mapping = R.ColumnMapping.from_config({"ticket_id": "id", "body": "text", "queue": "label"})
     record = R.normalise_row(
-        {"ticket_id": 17, "body": "Printer on fire", "queue": "technical_support", "priority": 2, "vip": True, "note": ""},
+        {
+            "ticket_id": 17,
+            "body": "Printer on fire",
+            "queue": "technical_support",
+            "priority": 2,
+            "vip": True,
+            "note": "",
+        },
         mapping,
     )
     assert record == {

@@ -320,12 +320,18 @@ def test_s3_credentials_are_bound_to_their_buckets():
             read_source(uri, allowed_roots=[], allowed_uri_prefixes=allowed, s3_client=client, credential_hosts=bound)
     assert client.calls == []
     blob = read_source(
-        "s3://landing/batches/a.jsonl", allowed_roots=[], allowed_uri_prefixes=allowed, s3_client=client,
+        "s3://landing/batches/a.jsonl",
+        allowed_roots=[],
+        allowed_uri_prefixes=allowed,
+        s3_client=client,
         credential_hosts=bound,
     )
     assert blob.data == ROWS and client.calls == [("landing", "batches/a.jsonl")]
     with pytest.raises(PathNotAllowedError, match="bound to"):  # a bare host never admits a bucket
         read_source(
-            "s3://landing/batches/a.jsonl", allowed_roots=[], allowed_uri_prefixes=allowed, s3_client=client,
+            "s3://landing/batches/a.jsonl",
+            allowed_roots=[],
+            allowed_uri_prefixes=allowed,
+            s3_client=client,
             credential_hosts=["landing"],
         )

@@ -51,7 +51,11 @@ def test_prefix_sibling_is_not_inside_the_root(tmp_path: Path):
 
 @pytest.mark.parametrize(
     ("name", "content", "problem"),
-    [("missing.jsonl", None, "does not exist"), ("empty.jsonl", b"", "is empty"), ("blank.jsonl", b"\n \n", "is empty")],
+    [
+        ("missing.jsonl", None, "does not exist"),
+        ("empty.jsonl", b"", "is empty"),
+        ("blank.jsonl", b"\n \n", "is empty"),
+    ],
 )
 def test_unusable_local_sources(tmp_path: Path, name, content, problem):
     if content is not None:
@@ -120,7 +124,10 @@ def test_http_source_over_a_real_server(http_base):
     blob = read_source(f"{http_base}/ok.jsonl", allowed_roots=[], allowed_uri_prefixes=[http_base])
     assert blob.data == ROW and blob.location == f"{http_base}/ok.jsonl"
     private = read_source(
-        f"{http_base}/private.jsonl", allowed_roots=[], allowed_uri_prefixes=[http_base], http_headers={"Authorization": "Bearer right"}
+        f"{http_base}/private.jsonl",
+        allowed_roots=[],
+        allowed_uri_prefixes=[http_base],
+        http_headers={"Authorization": "Bearer right"},
     )
     assert private.data == ROW
 
@@ -140,5 +147,8 @@ def test_unreachable_http_source():
         port = sock.getsockname()[1]
     with pytest.raises(SourceError, match="unreachable"):
         read_source(
-            f"http://127.0.0.1:{port}/a.jsonl", allowed_roots=[], allowed_uri_prefixes=[f"http://127.0.0.1:{port}"], http_timeout=3
+            f"http://127.0.0.1:{port}/a.jsonl",
+            allowed_roots=[],
+            allowed_uri_prefixes=[f"http://127.0.0.1:{port}"],
+            http_timeout=3,
         )

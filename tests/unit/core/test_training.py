@@ -28,7 +28,14 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     directory = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = AutoTokenizer.from_pretrained(default_model_dir())
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
@@ -67,14 +74,21 @@ def test_same_seed_same_training(rows: list[dict], tiny_bert: Path, tmp_path: Pa
     first = train(rows, _config(tiny_bert), tmp_path / "a", log=logs.append)
     second = train(rows, _config(tiny_bert), tmp_path / "b", log=lambda _: None)
     assert [h["loss"] for h in first.history] == [h["loss"] for h in second.history]
-    assert first.stopped_by == "completed" and first.steps == first.planned_steps == math.ceil(first.split["train_rows"] / 16)
+    assert first.stopped_by == "completed" and first.steps == first.planned_steps == math.ceil(
+        first.split["train_rows"] / 16
+    )
     assert first.split == second.split and first.labels == sorted({r["label"] for r in rows})
-    assert any("samples/s" in line and "ETA" in line for line in logs) and any(line.startswith("epoch 1 done") for line in logs)
+    assert any("samples/s" in line and "ETA" in line for line in logs) and any(
+        line.startswith("epoch 1 done") for line in logs
+    )
     files = {p.name for p in (tmp_path / "a").iterdir()}
     assert {"model.safetensors", "config.json", "tokenizer.json", "label_map.json", "training.json"} <= files
     assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in files)
     record = json.loads((tmp_path / "a" / "training.json").read_text())
-    assert record["stopped_by"] == "completed" and record["split"]["validation_ids_sha256"] == first.split["validation_ids_sha256"]
+    assert (
+        record["stopped_by"] == "completed"
+        and record["split"]["validation_ids_sha256"] == first.split["validation_ids_sha256"]
+    )
     classifier = load_classifier(tmp_path / "a")
     # inference truncates as training did (evaluation and drift load the model this way), unless told otherwise
     assert record["config"]["max_length"] == first.config["max_length"] == classifier.max_length != 128

@@ -34,15 +34,27 @@ def test_a_full_http_uri_is_used_as_given(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_a_bare_host_and_port_get_http(monkeypatch: pytest.MonkeyPatch):
-    assert _config(monkeypatch, "mlflow_bare_host", host="mlflow.internal", port=5000).tracking_uri == "http://mlflow.internal:5000"
+    assert (
+        _config(monkeypatch, "mlflow_bare_host", host="mlflow.internal", port=5000).tracking_uri
+        == "http://mlflow.internal:5000"
+    )
     assert _config(monkeypatch, "mlflow_bare_noport", host="mlflow.internal").tracking_uri == "http://mlflow.internal"
     # The Schema field picks another scheme for a bare host.
-    assert _config(monkeypatch, "mlflow_bare_https", host="mlflow.internal", port=443, schema="https").tracking_uri == "https://mlflow.internal:443"
+    assert (
+        _config(monkeypatch, "mlflow_bare_https", host="mlflow.internal", port=443, schema="https").tracking_uri
+        == "https://mlflow.internal:443"
+    )
 
 
 def test_a_sqlite_uri_is_kept_and_gets_no_port(monkeypatch: pytest.MonkeyPatch, tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    config = _config(monkeypatch, "mlflow_sqlite", host=uri, port=5000, extra={"artifact_root": str(tmp_path / "artifacts"), "experiment": "local"})
+    config = _config(
+        monkeypatch,
+        "mlflow_sqlite",
+        host=uri,
+        port=5000,
+        extra={"artifact_root": str(tmp_path / "artifacts"), "experiment": "local"},
+    )
     assert config.tracking_uri == uri
     assert config.artifact_root == str(tmp_path / "artifacts") and config.experiment == "local"
 
@@ -58,10 +70,17 @@ def test_a_token_in_extra_is_the_bearer_token(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_registry_uri_from_extra(monkeypatch: pytest.MonkeyPatch):
-    config = _config(monkeypatch, "mlflow_registry", host="http://tracking:5000", extra={"registry_uri": "http://registry:5001"})
+    config = _config(
+        monkeypatch, "mlflow_registry", host="http://tracking:5000", extra={"registry_uri": "http://registry:5001"}
+    )
     assert config.tracking_uri == "http://tracking:5000" and config.registry_uri == "http://registry:5001"
     # An empty registry_uri means "the tracking URI", not an empty URI.
-    assert _config(monkeypatch, "mlflow_registry_empty", host="http://tracking:5000", extra={"registry_uri": ""}).registry_uri is None
+    assert (
+        _config(
+            monkeypatch, "mlflow_registry_empty", host="http://tracking:5000", extra={"registry_uri": ""}
+        ).registry_uri
+        is None
+    )
 
 
 @pytest.mark.parametrize("host", [None, "", "   "])
@@ -72,9 +91,16 @@ def test_a_missing_host_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, host: 
 
 
 def test_repr_and_str_never_show_credentials(monkeypatch: pytest.MonkeyPatch):
-    config = _config(monkeypatch, "mlflow_secret", host="https://mlflow.example.com", login="alice", password=PASSWORD, extra={"token": TOKEN})
+    config = _config(
+        monkeypatch,
+        "mlflow_secret",
+        host="https://mlflow.example.com",
+        login="alice",
+        password=PASSWORD,
+        extra={"token": TOKEN},
+    )
     assert config.password == PASSWORD and config.token == TOKEN
-    for text in (repr(config), str(config), f"{config}", "%s" % (config,), repr([config])):
+    for text in (repr(config), str(config), f"{config}", f"{config!s}", repr([config])):
         assert PASSWORD not in text and TOKEN not in text
         assert "https://mlflow.example.com" in text
 
@@ -82,7 +108,9 @@ def test_repr_and_str_never_show_credentials(monkeypatch: pytest.MonkeyPatch):
 def test_apply_credentials_sets_mlflows_environment(monkeypatch: pytest.MonkeyPatch):
     for key in CREDENTIAL_VARS:  # recorded by monkeypatch, so whatever was there is restored afterwards
         monkeypatch.delenv(key, raising=False)
-    MlflowConfig(tracking_uri="http://mlflow:5000", username="alice", password=PASSWORD, token=TOKEN).apply_credentials()
+    MlflowConfig(
+        tracking_uri="http://mlflow:5000", username="alice", password=PASSWORD, token=TOKEN
+    ).apply_credentials()
     assert os.environ["MLFLOW_TRACKING_USERNAME"] == "alice"
     assert os.environ["MLFLOW_TRACKING_PASSWORD"] == PASSWORD
     assert os.environ["MLFLOW_TRACKING_TOKEN"] == TOKEN
@@ -101,7 +129,9 @@ def test_test_connection_reports_an_unreachable_server(monkeypatch: pytest.Monke
         port = s.getsockname()[1]
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_CLOSED", json.dumps({"conn_type": "llmops_mlflow", "host": f"http://127.0.0.1:{port}"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MLFLOW_CLOSED", json.dumps({"conn_type": "llmops_mlflow", "host": f"http://127.0.0.1:{port}"})
+    )
     started = time.monotonic()
     ok, message = MlflowHook(mlflow_conn_id="mlflow_closed").test_connection()
     assert ok is False and message

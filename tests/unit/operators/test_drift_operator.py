@@ -20,7 +20,9 @@ from tests.openlineage_spec import SCHEMAS, _validator
 
 
 def _ingest_validate(source: Path, dataset: str = "tickets") -> str:
-    snapshot_id = IngestBatchOperator(task_id="i", source_uri=str(source), dataset=dataset).execute(context={})["snapshot_id"]
+    snapshot_id = IngestBatchOperator(task_id="i", source_uri=str(source), dataset=dataset).execute(context={})[
+        "snapshot_id"
+    ]
     ValidateBatchOperator(task_id="v", dataset=dataset, snapshot_id=snapshot_id).execute(context={})
     return snapshot_id
 
@@ -52,7 +54,9 @@ def pushgateway(monkeypatch: pytest.MonkeyPatch):
     server.server_close()
 
 
-def test_drift_end_to_end_without_airflow_db(allow_tmp: Path, sample_dir: Path, pushgateway, monkeypatch: pytest.MonkeyPatch):
+def test_drift_end_to_end_without_airflow_db(
+    allow_tmp: Path, sample_dir: Path, pushgateway, monkeypatch: pytest.MonkeyPatch
+):
     monkeypatch.setenv("AIRFLOW__LLMOPS__HOME", str(allow_tmp / "home"))
     reference = _ingest_validate(sample_dir / "tickets_reference.jsonl")
     drifted = _ingest_validate(sample_dir / "tickets_batch_drift.jsonl")
@@ -88,7 +92,9 @@ def test_drift_end_to_end_without_airflow_db(allow_tmp: Path, sample_dir: Path, 
     assert again["snapshot_id"] == drifted and again["profile_id"] != ""
 
 
-def test_unreachable_pushgateway_does_not_fail_the_task(allow_tmp: Path, sample_dir: Path, monkeypatch: pytest.MonkeyPatch):
+def test_unreachable_pushgateway_does_not_fail_the_task(
+    allow_tmp: Path, sample_dir: Path, monkeypatch: pytest.MonkeyPatch
+):
     import socket
 
     with socket.socket() as sock:
@@ -97,17 +103,23 @@ def test_unreachable_pushgateway_does_not_fail_the_task(allow_tmp: Path, sample_
     monkeypatch.setenv("AIRFLOW__LLMOPS__PUSHGATEWAY_URL", f"127.0.0.1:{port}")
     monkeypatch.setenv("AIRFLOW__LLMOPS__HOME", str(allow_tmp / "home"))
     snapshot = _ingest_validate(sample_dir / "tickets_batch_same.jsonl")
-    result = DriftScoreOperator(task_id="drift", dataset="tickets", snapshot_id=snapshot, embeddings=False).execute(context={})
+    result = DriftScoreOperator(task_id="drift", dataset="tickets", snapshot_id=snapshot, embeddings=False).execute(
+        context={}
+    )
     assert result["metrics_pushed"] is False and result["verdict"] == "no_drift"  # scored against itself
 
 
 def test_no_validated_reference_is_a_clear_error(allow_tmp: Path, sample_dir: Path):
-    snapshot = IngestBatchOperator(task_id="i", source_uri=str(sample_dir / "golden.jsonl"), dataset="gold").execute(context={})["snapshot_id"]
+    snapshot = IngestBatchOperator(task_id="i", source_uri=str(sample_dir / "golden.jsonl"), dataset="gold").execute(
+        context={}
+    )["snapshot_id"]
     with pytest.raises(ConfigurationError, match="no snapshot that passed validation"):
         DriftScoreOperator(task_id="drift", dataset="gold", snapshot_id=snapshot, embeddings=False).execute(context={})
 
 
-def test_the_champion_predicts_at_the_max_length_of_its_profile(tmp_path: Path, sample_dir: Path, monkeypatch: pytest.MonkeyPatch):
+def test_the_champion_predicts_at_the_max_length_of_its_profile(
+    tmp_path: Path, sample_dir: Path, monkeypatch: pytest.MonkeyPatch
+):
     """The champion's profile records the max_length its reference predictions were made at (training's); the
     operator's predictor uses it instead of the classifier's default (128), so both sides are predicted alike."""
     import types
@@ -119,8 +131,12 @@ def test_the_champion_predicts_at_the_max_length_of_its_profile(tmp_path: Path, 
     from airflow_provider_llmops.core.profile import build_profile
     from airflow_provider_llmops.operators.drift import _champion_profile
 
-    profile = build_profile(lambda: iter_chunks(str(sample_dir / "golden.jsonl")), embedding_sample=0,
-                            predictor=lambda texts: ["x"] * len(texts), predictor_max_length=48)
+    profile = build_profile(
+        lambda: iter_chunks(str(sample_dir / "golden.jsonl")),
+        embedding_sample=0,
+        predictor=lambda texts: ["x"] * len(texts),
+        predictor_max_length=48,
+    )
     profile.save(tmp_path / "profile")
     registry = types.SimpleNamespace(
         tracking_uri="sqlite:///unused",

@@ -39,12 +39,15 @@ def test_a_stricter_gate_param_needs_no_opt_in():
     assert allowed.loosened == [{"field": "floors.macro_f1", "from": 0.5, "to": 0.0}]
 
 
-@pytest.mark.parametrize(("model", "golden_path", "expected"), [
-    ("support_ticket_router", None, str(sample_data_dir() / "golden.jsonl")),  # the embedded default's mapping
-    ("package_classifier", None, None),  # another model never gets the ticket golden set
-    ("support_ticket_router", "", None),  # explicitly none
-    ("package_classifier", "/data/pkg_golden.jsonl", "/data/pkg_golden.jsonl"),
-])
+@pytest.mark.parametrize(
+    ("model", "golden_path", "expected"),
+    [
+        ("support_ticket_router", None, str(sample_data_dir() / "golden.jsonl")),  # the embedded default's mapping
+        ("package_classifier", None, None),  # another model never gets the ticket golden set
+        ("support_ticket_router", "", None),  # explicitly none
+        ("package_classifier", "/data/pkg_golden.jsonl", "/data/pkg_golden.jsonl"),
+    ],
+)
 def test_the_golden_set_is_per_model_and_optional(
     monkeypatch: pytest.MonkeyPatch, model: str, golden_path: str | None, expected: str | None
 ):

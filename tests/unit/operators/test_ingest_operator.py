@@ -24,7 +24,9 @@ def test_execute_returns_a_small_summary(allow_tmp: Path, sample_dir: Path):
 def test_column_map_from_a_rendered_param(allow_tmp: Path):
     (allow_tmp / "export.csv").write_text("ticket,body,queue\n1,Refund my order,returns_refunds\n")
     op = IngestBatchOperator(
-        task_id="ingest", source_uri=str(allow_tmp / "export.csv"), dataset="export",
+        task_id="ingest",
+        source_uri=str(allow_tmp / "export.csv"),
+        dataset="export",
         column_map='{"ticket": "id", "body": "text", "queue": "label"}',
     )
     assert op.execute(context={})["accepted"] == 1
@@ -51,7 +53,9 @@ def test_path_outside_allowed_roots_is_refused(allow_tmp: Path):
 def test_empty_file_fails_naming_the_source(allow_tmp: Path):
     (allow_tmp / "empty.jsonl").write_bytes(b"")
     with pytest.raises(SourceError, match=r"empty\.jsonl.*is empty"):
-        IngestBatchOperator(task_id="ingest", source_uri=str(allow_tmp / "empty.jsonl"), dataset="x").execute(context={})
+        IngestBatchOperator(task_id="ingest", source_uri=str(allow_tmp / "empty.jsonl"), dataset="x").execute(
+            context={}
+        )
 
 
 def test_lineage_names_source_snapshot_and_quarantine(allow_tmp: Path, sample_dir: Path):
@@ -77,7 +81,9 @@ def test_lineage_on_failure_still_names_the_input(allow_tmp: Path):
 
 
 def test_templated_fields_cover_what_users_template():
-    assert {"source_uri", "dataset", "file_format", "column_map", "store_uri"} <= set(IngestBatchOperator.template_fields)
+    assert {"source_uri", "dataset", "file_format", "column_map", "store_uri"} <= set(
+        IngestBatchOperator.template_fields
+    )
 
 
 # ------------------------------------------------------------------------------------ source connections and hosts
@@ -109,8 +115,11 @@ def _basic(login: str, password: str) -> str:
 def _templated(uri: str, conn_id: str, allowed: tuple[str, ...] | None = None) -> IngestBatchOperator:
     """An ingest task whose connection comes from a run's Param, rendered the way a run renders it."""
     op = IngestBatchOperator(
-        task_id="ingest", source_uri="{{ params.source_uri }}", dataset="remote",
-        source_conn_id="{{ params.source_conn_id }}", allowed_conn_ids=allowed,
+        task_id="ingest",
+        source_uri="{{ params.source_uri }}",
+        dataset="remote",
+        source_conn_id="{{ params.source_conn_id }}",
+        allowed_conn_ids=allowed,
     )
     op.render_template_fields({"params": {"source_uri": uri, "source_conn_id": conn_id}})
     assert (op.source_uri, op.source_conn_id) == (uri, conn_id)
@@ -209,7 +218,12 @@ def test_s3_connection_is_never_sent_to_an_http_source(allow_tmp: Path, servers,
 def test_s3_connection_allowed_hosts_limit_buckets(allow_tmp: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("AIRFLOW__LLMOPS__ALLOWED_URI_PREFIXES", "s3://landing,s3://finance")
     conn_id = _connection(
-        monkeypatch, "src_s3_bound", conn_type="llmops_s3", host="http://127.0.0.1:9", login="AKIA", password=SECRET,
+        monkeypatch,
+        "src_s3_bound",
+        conn_type="llmops_s3",
+        host="http://127.0.0.1:9",
+        login="AKIA",
+        password=SECRET,
         extra={"allowed_hosts": ["s3://landing/batches"]},
     )
     op = IngestBatchOperator(

@@ -22,7 +22,16 @@ def _ingest(tmp: Path, rows: list[dict], dataset: str = "tickets") -> str:
 
 
 def _rows(n: int, label: str = "billing") -> list[dict]:
-    return [{"id": f"r{i}", "text": f"Ticket number {i} about my invoice", "label": label, "channel": "email", "language": "en"} for i in range(n)]
+    return [
+        {
+            "id": f"r{i}",
+            "text": f"Ticket number {i} about my invoice",
+            "label": label,
+            "channel": "email",
+            "language": "en",
+        }
+        for i in range(n)
+    ]
 
 
 def test_passing_snapshot_writes_report_and_returns_summary(allow_tmp: Path):
@@ -73,7 +82,9 @@ def test_unknown_snapshot_and_bad_mode(allow_tmp: Path):
     with pytest.raises(SnapshotNotFoundError, match="not found"):
         ValidateBatchOperator(task_id="v", dataset="tickets", snapshot_id="a" * 32).execute(context={})
     with pytest.raises(ConfigurationError, match="on_failure"):
-        ValidateBatchOperator(task_id="v", dataset="tickets", snapshot_id="a" * 32, on_failure="ignore").execute(context={})
+        ValidateBatchOperator(task_id="v", dataset="tickets", snapshot_id="a" * 32, on_failure="ignore").execute(
+            context={}
+        )
 
 
 # --- suites by name, chosen by configuration unless an allowed argument/Param names one -------------------------
