@@ -1,10 +1,14 @@
-"""`llmops`: run the embedded default, open the UI, install DAG files.
+"""`llmops`: run the embedded default, open the UI, install DAG files, and run stages from a shell.
 
 llmops demo [--source URI] [--dataset NAME]   set up the embedded Airflow and run the whole loop on the samples
 llmops mlflow [--port 5000]                   the MLflow UI on the embedded default's store
-llmops ui [--port 8080]                       the Airflow UI (airflow standalone) on the embedded default
+llmops ui [--port 8080]                       the Airflow UI, scheduler, DAG processor and triggerer on the embedded
+                                              default, on 127.0.0.1, stopped together by Ctrl-C or SIGTERM
 llmops env                                    shell exports of the embedded default: eval "$(llmops env)"
 llmops dags install DIR                       copy the provider's DAG files into a DAGs folder
+llmops drift --reference FILE|DIR --current FILE [--format json|html] [--out FILE] [--no-embeddings]
+                                              score two files (or a saved profile) for drift without Airflow
+                                              (exit 0 no drift, 1 drift, 2 bad input)
 llmops audit verify [--path PATH] [--conn-id ID] [--no-anchors]
                                               check the audit trail's chain, HMACs and registry anchors
                                               (exit 0 ok, 1 broken, 2 missing or cannot verify)
