@@ -9,8 +9,9 @@ class LLMOpsError(Exception):
     """Base class of every error this provider raises on purpose."""
 
 
-class ConfigurationError(LLMOpsError):
-    """A setting or operator argument is missing or invalid."""
+class ConfigurationError(LLMOpsError, ValueError):
+    """A setting, operator argument, Param or connection field is missing or invalid (also a ValueError, so code
+    that catches ValueError from the core keeps working)."""
 
 
 class AuditError(LLMOpsError):

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from airflow_provider_llmops.errors import ConfigurationError
+
 EPSILON = 1e-4
 UNSEEN = "__unseen__"
 OTHER = "__other__"
@@ -253,9 +255,9 @@ class DriftRules:
 
     def __post_init__(self) -> None:
         if self.statistic not in STATISTICS:
-            raise ValueError(f"statistic must be one of {STATISTICS}, got {self.statistic!r}")
+            raise ConfigurationError(f"statistic must be one of {STATISTICS}, got {self.statistic!r}")
         if self.mode not in ("both", "fixed", "calibrated"):
-            raise ValueError(f"mode must be both, fixed or calibrated, got {self.mode!r}")
+            raise ConfigurationError(f"mode must be both, fixed or calibrated, got {self.mode!r}")
 
 
 def verdict(

@@ -64,19 +64,20 @@ def _spec_number(name: str, value: Any, *, optional: bool = False, non_negative:
     if value is None and optional:
         return None
     if not _is_number(value) or not math.isfinite(float(value)):
-        raise ValueError(f"GateSpec.{name} must be a finite number{' or None' if optional else ''}, got {value!r}")
+        or_none = " or None" if optional else ""
+        raise ConfigurationError(f"GateSpec.{name} must be a finite number{or_none}, got {value!r}")
     if non_negative and float(value) < 0:
-        raise ValueError(f"GateSpec.{name} must be >= 0, got {value!r}")
+        raise ConfigurationError(f"GateSpec.{name} must be >= 0, got {value!r}")
     return float(value)
 
 
 def _spec_mapping(name: str, value: Any, *, non_negative: bool) -> dict[str, float]:
     if not isinstance(value, Mapping):
-        raise ValueError(f"GateSpec.{name} must be a mapping of metric name to number, got {value!r}")
+        raise ConfigurationError(f"GateSpec.{name} must be a mapping of metric name to number, got {value!r}")
     out: dict[str, float] = {}
     for metric, number in value.items():
         if not isinstance(metric, str) or not metric:
-            raise ValueError(f"GateSpec.{name} keys must be metric names, got {metric!r}")
+            raise ConfigurationError(f"GateSpec.{name} keys must be metric names, got {metric!r}")
         out[metric] = _spec_number(f"{name}[{metric!r}]", number, non_negative=non_negative)  # type: ignore[assignment]
     return out
 
@@ -97,10 +98,12 @@ class GateSpec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.primary, str) or not self.primary:
-            raise ValueError(f"GateSpec.primary must be a metric name, got {self.primary!r}")
+            raise ConfigurationError(f"GateSpec.primary must be a metric name, got {self.primary!r}")
         if self.fairness_unmeasured not in FAIRNESS_UNMEASURED_RULES:
             rules = ", ".join(FAIRNESS_UNMEASURED_RULES)
-            raise ValueError(f"GateSpec.fairness_unmeasured must be one of {rules}, got {self.fairness_unmeasured!r}")
+            raise ConfigurationError(
+                f"GateSpec.fairness_unmeasured must be one of {rules}, got {self.fairness_unmeasured!r}"
+            )
         set_ = object.__setattr__
         set_(self, "min_abs_improvement", _spec_number("min_abs_improvement", self.min_abs_improvement))
         set_(self, "min_rel_improvement", _spec_number("min_rel_improvement", self.min_rel_improvement))
@@ -111,15 +114,15 @@ class GateSpec:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> GateSpec:
-        """Build from a (possibly partial) dict, e.g. an Airflow Param; unknown keys raise ValueError."""
+        """Build from a (possibly partial) dict, e.g. an Airflow Param; unknown keys raise ConfigurationError."""
         if d is None:
             return cls()
         if not isinstance(d, Mapping):
-            raise ValueError(f"GateSpec.from_dict expects a mapping, got {type(d).__name__}")
+            raise ConfigurationError(f"GateSpec.from_dict expects a mapping, got {type(d).__name__}")
         allowed = [f.name for f in fields(cls)]
         unknown = sorted(str(key) for key in d if key not in allowed)
         if unknown:
-            raise ValueError(f"unknown GateSpec key(s): {', '.join(unknown)} (allowed: {', '.join(allowed)})")
+            raise ConfigurationError(f"unknown GateSpec key(s): {', '.join(unknown)} (allowed: {', '.join(allowed)})")
         return cls(**dict(d))
 
     def to_dict(self) -> dict[str, Any]:
@@ -343,20 +346,21 @@ def decide(
 
 def merge_gate(base: GateSpec, request: Mapping[str, Any] | None) -> GateSpec:
     """`base` with the fields of a (partial) run-time `request` applied: scalar fields replace, `guards` and
-    `floors` merge key by key (a key set to None removes it). Unknown keys or invalid values raise ValueError."""
+    `floors` merge key by key (a key set to None removes it). Unknown keys or invalid values raise
+    ConfigurationError."""
     if not request:
         return base
     if not isinstance(request, Mapping):
-        raise ValueError(f"a gate override must be a mapping of GateSpec fields, got {type(request).__name__}")
+        raise ConfigurationError(f"a gate override must be a mapping of GateSpec fields, got {type(request).__name__}")
     allowed = [f.name for f in fields(GateSpec)]
     unknown = sorted(str(key) for key in request if key not in allowed)
     if unknown:
-        raise ValueError(f"unknown GateSpec key(s): {', '.join(unknown)} (allowed: {', '.join(allowed)})")
+        raise ConfigurationError(f"unknown GateSpec key(s): {', '.join(unknown)} (allowed: {', '.join(allowed)})")
     merged = base.to_dict()
     for key, value in request.items():
         if key in ("guards", "floors"):
             if not isinstance(value, Mapping):
-                raise ValueError(f"GateSpec.{key} must be a mapping of metric name to number, got {value!r}")
+                raise ConfigurationError(f"GateSpec.{key} must be a mapping of metric name to number, got {value!r}")
             entries = dict(merged[key])
             for metric, number in value.items():
                 if number is None:

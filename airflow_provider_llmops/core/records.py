@@ -20,6 +20,8 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
+from airflow_provider_llmops.errors import ConfigurationError
+
 ID, TEXT, LABEL, TIMESTAMP = "id", "text", "label", "timestamp"
 REQUIRED_COLUMNS = (ID, TEXT)
 CANONICAL_COLUMNS = (ID, TEXT, LABEL, TIMESTAMP)
@@ -120,7 +122,9 @@ class ColumnMapping:
         targets = list(rename.values())
         duplicates = sorted({t for t in targets if targets.count(t) > 1})
         if duplicates:
-            raise ValueError(f"column mapping sends several source columns to {duplicates}")
+            raise ConfigurationError(
+                f"column mapping sends several source columns to {duplicates}: map each canonical column once"
+            )
         return cls(rename=rename, metadata=tuple(metadata) if metadata is not None else None)
 
     def canonical_name(self, source_column: str) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from airflow_provider_llmops.core.registry import MlflowConfig, ModelRegistry
+from airflow_provider_llmops.errors import ConfigurationError
 
 
 class MlflowHook(BaseHook):
@@ -32,7 +33,7 @@ class MlflowHook(BaseHook):
         extra = conn.extra_dejson
         uri = (conn.host or "").strip()
         if not uri:
-            raise ValueError(f"connection {self.mlflow_conn_id!r}: Host must hold the MLflow tracking URI")
+            raise ConfigurationError(f"connection {self.mlflow_conn_id!r}: Host must hold the MLflow tracking URI")
         if "://" not in uri and not uri.startswith(("sqlite:", "file:")):
             scheme = conn.schema or "http"
             uri = f"{scheme}://{uri}" + (f":{conn.port}" if conn.port else "")
