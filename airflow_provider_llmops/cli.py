@@ -280,7 +280,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _champion_metrics(tags: dict[str, str]) -> str:
     """The overall `llmops.eval.*` tags of a version for one line: numbers to 4 decimals, anything else (a flag
     such as `fairness_measured`, an unmeasured `None`) as it is."""
-    prefix = "llmops.eval."
+    from airflow_provider_llmops.core.contract import TAG_EVAL_PREFIX
+
+    prefix = TAG_EVAL_PREFIX
     metrics = {k[len(prefix) :]: v for k, v in tags.items() if k.startswith(prefix) and "." not in k[len(prefix) :]}
 
     def show(value: str) -> str:
@@ -415,7 +417,7 @@ def _read_anchors(registry: Any, models: list[str], scan_registry: bool) -> tupl
     """({model: anchor} for the models that have one, [models without one]): `models`, plus (with
     `scan_registry`) every registered model carrying the anchor tag, so a model whose records were all cut off is
     still checked."""
-    from airflow_provider_llmops.core.audit import ANCHOR_TAG
+    from airflow_provider_llmops.core.contract import TAG_AUDIT_HEAD
 
     client = registry.client
     names = list(models)
@@ -423,7 +425,7 @@ def _read_anchors(registry: Any, models: list[str], scan_registry: bool) -> tupl
         token = None
         for _ in range(10_000):  # pages of 200: bounded
             page = client.search_registered_models(max_results=200, page_token=token)
-            names += [m.name for m in page if ANCHOR_TAG in (m.tags or {}) and m.name not in names]
+            names += [m.name for m in page if TAG_AUDIT_HEAD in (m.tags or {}) and m.name not in names]
             token = page.token
             if not token:
                 break
@@ -436,8 +438,8 @@ def _read_anchors(registry: Any, models: list[str], scan_registry: bool) -> tupl
             if getattr(exc, "error_code", "") != "RESOURCE_DOES_NOT_EXIST":
                 raise
             tags = {}
-        if tags.get(ANCHOR_TAG):
-            anchors[name] = tags[ANCHOR_TAG]
+        if tags.get(TAG_AUDIT_HEAD):
+            anchors[name] = tags[TAG_AUDIT_HEAD]
         else:
             missing.append(name)
     return anchors, missing

@@ -47,6 +47,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from airflow_provider_llmops.core.contract import TAG_AUDIT_HEAD
 from airflow_provider_llmops.errors import AuditError, ConfigurationError
 
 __all__ = ["ANCHOR_TAG", "AnchorCheck", "AuditError", "AuditTrail", "VerifyResult", "check_anchors", "key_id", "verify"]
@@ -54,7 +55,7 @@ __all__ = ["ANCHOR_TAG", "AnchorCheck", "AuditError", "AuditTrail", "VerifyResul
 GENESIS_HASH = "0" * 64
 KEYS = ("seq", "ts", "event", "actor", "data", "prev_hash", "hash")
 KEYED_KEYS = ("key_id", "hmac")
-ANCHOR_TAG = "llmops.audit_head"
+ANCHOR_TAG = TAG_AUDIT_HEAD  # the contract names it; kept under this name for existing importers
 MIN_KEY_BYTES = 16
 REDACTED = "***"
 SECRET_MARKERS = ("password", "secret", "token", "api_key", "apikey", "authorization", "credential")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,68 +23,36 @@ from typing import Any
 
 import numpy as np
 
-from airflow_provider_llmops.core.registry import CHALLENGER, CHAMPION, ModelRegistry, VersionInfo
-from airflow_provider_llmops.core.store import DatasetStore
-from airflow_provider_llmops.core.train_job import (
-    MODEL_ARTIFACT,
+from airflow_provider_llmops.core.contract import (
+    CHALLENGER,
+    CHAMPION,
+    EVALUATION_ARTIFACT,
+    EVALUATION_HTML,
+    EVALUATION_REPORT,
+    LABEL_MAP_FILE,
+    TAG_CHALLENGER_VERSION,
+    TAG_CHAMPION_VERSION,
+    TAG_EVAL_KEY,
+    TAG_EVAL_PREFIX,
+    TAG_EVALUATION,
+    TAG_EVALUATION_SHA256,
+    TAG_MODEL,
     TAG_SEED,
     TAG_SNAPSHOTS,
     TAG_TASK,
     TAG_VAL_FRACTION,
-    SnapshotSel,
-    load_rows,
+    fetch_model,
 )
+
+# the fetch helpers are the contract's; re-exported here for existing importers
+from airflow_provider_llmops.core.contract import fetch_artifact_dir as fetch_artifact_dir
+from airflow_provider_llmops.core.registry import ModelRegistry, VersionInfo
+from airflow_provider_llmops.core.store import DatasetStore
+from airflow_provider_llmops.core.train_job import SnapshotSel, load_rows
 from airflow_provider_llmops.core.training import split_rows
 from airflow_provider_llmops.errors import ConfigurationError
 
 GROUP_COLUMNS = ("region", "language", "channel")
-TAG_EVALUATION_SHA256 = "llmops.evaluation_sha256"
-
-
-def _cached_download(target: Path, complete: Any, **download: Any) -> Path:
-    """Download MLflow artifacts into `target` once: into a staging folder beside it, then one rename. `complete`
-    tells whether a target already holds a finished copy (another task may have won the rename)."""
-    from mlflow.artifacts import download_artifacts
-
-    if complete(target):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        local = download_artifacts(dst_path=str(staging), **download)
-        try:
-            Path(local).rename(target)
-        except OSError:
-            if not complete(target):
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
-def fetch_model(registry: ModelRegistry, version: VersionInfo, cache_dir: Path) -> Path:
-    """A local copy of a version's model files (versions are immutable, so the cache never goes stale)."""
-    target = cache_dir / "models" / version.name / version.version
-    where = (
-        {"run_id": version.run_id, "artifact_path": MODEL_ARTIFACT}
-        if version.run_id
-        else {"artifact_uri": version.source}
-    )
-    return _cached_download(
-        target, lambda t: (t / "config.json").is_file(), tracking_uri=registry.tracking_uri, **where
-    )
-
-
-def fetch_artifact_dir(registry: ModelRegistry, run_id: str, artifact: str, cache_dir: Path) -> Path:
-    """A local copy of one artifact folder of a run (e.g. the drift profile of a model version)."""
-    target = cache_dir / "runs" / run_id / artifact
-    return _cached_download(
-        target,
-        lambda t: t.is_dir() and any(t.iterdir()),
-        tracking_uri=registry.tracking_uri,
-        run_id=run_id,
-        artifact_path=artifact,
-    )
 
 
 def read_golden(path: str | Path | None) -> list[dict[str, Any]]:
@@ -298,7 +265,7 @@ def evaluate(
     labels: list[str] = []
     if task == "sequence-classification":
         label_sets = [
-            json.loads((fetch_model(registry, v, cache_dir) / "label_map.json").read_text())["labels"]
+            json.loads((fetch_model(registry, v, cache_dir) / LABEL_MAP_FILE).read_text())["labels"]
             for v in models.values()
         ]
         labels = sorted({str(r[label_column]) for r in rows} | {str(x) for ls in label_sets for x in ls})
@@ -328,7 +295,7 @@ def evaluate(
         "champion": results["champion"]["metrics"] if champion else None,
         "eval_set": {"id": set_id, "rows": len(rows), "parts": parts},
         "report_uri": store.evaluation_uri(model_name, key),
-        "html_uri": store.evaluation_uri(model_name, key, "evaluation.html"),
+        "html_uri": store.evaluation_uri(model_name, key, EVALUATION_HTML),
     }
     run_id = _log_to_mlflow(registry, model_name, key, summary, results)
     summary["mlflow_run_id"] = run_id
@@ -337,8 +304,8 @@ def evaluate(
 
     files = {
         "eval_set.parquet": _table_bytes(rows),
-        "evaluation.html": render_evaluation(report).encode(),
-        "evaluation.json": json.dumps(report, indent=1, default=_jsonable, allow_nan=False).encode(),
+        EVALUATION_HTML: render_evaluation(report).encode(),
+        EVALUATION_REPORT: json.dumps(report, indent=1, default=_jsonable, allow_nan=False).encode(),
     }
     store.commit_evaluation(model_name, key, files)
     stored = store.read_evaluation_bytes(model_name, key)  # another try may have committed first: hash what is stored
@@ -346,8 +313,10 @@ def evaluate(
         where = store.evaluation_uri(model_name, key)
         raise ConfigurationError(f"evaluation {key} of {model_name!r} was committed but cannot be read from {where}")
     returned = _returned_summary(json.loads(stored)["summary"], stored)
-    eval_tags = {f"llmops.eval.{k}": v for k, v in returned["challenger"].items() if v is not None and "." not in k}
-    eval_tags.update({"llmops.evaluation": returned["report_uri"], TAG_EVALUATION_SHA256: returned["report_sha256"]})
+    eval_tags = {
+        f"{TAG_EVAL_PREFIX}{k}": v for k, v in returned["challenger"].items() if v is not None and "." not in k
+    }
+    eval_tags.update({TAG_EVALUATION: returned["report_uri"], TAG_EVALUATION_SHA256: returned["report_sha256"]})
     registry.tag_version(model_name, challenger.version, eval_tags)
     return returned
 
@@ -419,17 +388,17 @@ def _log_to_mlflow(
 ) -> str:
     client = registry.client
     experiment_id = registry.experiment_id(registry.experiment_name)
-    found = registry.find_runs(experiment_id, {"llmops.eval_key": key})
+    found = registry.find_runs(experiment_id, {TAG_EVAL_KEY: key})
     if found and found[0].info.status == "FINISHED":
         return found[0].info.run_id
     run = client.create_run(
         experiment_id,
         run_name=f"evaluate-{model_name}-{key}",
         tags={
-            "llmops.eval_key": key,
-            "llmops.model": model_name,
-            "llmops.challenger_version": summary["challenger_version"],
-            "llmops.champion_version": str(summary["champion_version"] or ""),
+            TAG_EVAL_KEY: key,
+            TAG_MODEL: model_name,
+            TAG_CHALLENGER_VERSION: summary["challenger_version"],
+            TAG_CHAMPION_VERSION: str(summary["champion_version"] or ""),
         },
     )
     run_id = run.info.run_id
@@ -439,10 +408,10 @@ def _log_to_mlflow(
                 if isinstance(value, (int, float)) and value is not None:
                     client.log_metric(run_id, f"{role}.{metric}", float(value))
         with tempfile.TemporaryDirectory() as tmp:
-            (Path(tmp) / "evaluation.json").write_text(
+            (Path(tmp) / EVALUATION_REPORT).write_text(
                 json.dumps({"summary": summary, "results": results}, indent=1, default=_jsonable)
             )
-            client.log_artifact(run_id, str(Path(tmp) / "evaluation.json"), "evaluation")
+            client.log_artifact(run_id, str(Path(tmp) / EVALUATION_REPORT), EVALUATION_ARTIFACT)
         client.set_terminated(run_id, "FINISHED")
     except BaseException:
         client.set_terminated(run_id, "FAILED")

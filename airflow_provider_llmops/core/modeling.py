@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from airflow_provider_llmops.core.training import LABEL_MAP_FILE, TRAINING_FILE
+from airflow_provider_llmops.core.contract import LABEL_MAP_FILE, TRAINING_FILE
 from airflow_provider_llmops.errors import ConfigurationError
 
 DEFAULT_MAX_LENGTH = 128

@@ -31,20 +31,27 @@ from datetime import UTC, datetime
 from typing import Any
 
 from airflow_provider_llmops.core.audit import AuditTrail, actor_of, records
+from airflow_provider_llmops.core.contract import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS,
+    TAG_EVALUATION,
+    TAG_EVALUATION_SHA256,
+    TAG_GATE,
+    TAG_GATE_DAG_RUN,
+    TAG_GATE_REASONS,
+    TAG_PROMOTED_AT,
+    TAG_PROMOTED_BY,
+    TAG_PROMOTION_ID,
+    TAG_ROLLBACK_INTENT,
+    TAG_ROLLED_BACK,
+    TAG_ROLLED_BACK_BY,
+)
 from airflow_provider_llmops.core.gate import GateSpec, ResolvedGate, decide
-from airflow_provider_llmops.core.registry import CHALLENGER, CHAMPION, PREVIOUS, AliasConflict, ModelRegistry
+from airflow_provider_llmops.core.registry import AliasConflict, ModelRegistry
 from airflow_provider_llmops.core.store import DatasetStore
 from airflow_provider_llmops.errors import ConfigurationError
 
-TAG_GATE = "llmops.gate"
-TAG_GATE_REASONS = "llmops.gate_reasons"
-TAG_PROMOTED_AT = "llmops.promoted_at"
-TAG_PROMOTION_ID = "llmops.promotion_id"  # intent: the decision that makes (made) this version champion
-TAG_PROMOTED_BY = "llmops.promoted_by"  # the decision whose tags were written
-TAG_ROLLED_BACK = "llmops.rolled_back"
-TAG_ROLLED_BACK_BY = "llmops.rolled_back_by"
-TAG_ROLLBACK_INTENT = "llmops.rollback_intent"
-TAG_EVALUATION = "llmops.evaluation"
 MIN_REASON_LENGTH = 10
 
 
@@ -182,7 +189,7 @@ def promote(
     tags = {
         TAG_GATE: "passed" if decision.passed else "rejected",
         TAG_GATE_REASONS: json.dumps(decision.reasons)[:4900],
-        "llmops.gate_dag_run": str(run.get("run_id") or ""),
+        TAG_GATE_DAG_RUN: str(run.get("run_id") or ""),
     }
     if not decision.passed:
         registry.tag_version(name, challenger, tags)
@@ -288,7 +295,7 @@ def _evaluation_evidence(
     registry: ModelRegistry, store: DatasetStore, name: str, target: str, champion: str | None, spec: GateSpec
 ) -> tuple[dict[str, Any] | None, list[str]]:
     """A stored, hash-checked evaluation of `target` (challenger) against `champion` that passes `spec`."""
-    from airflow_provider_llmops.core.evaluate_job import TAG_EVALUATION_SHA256, load_evaluation
+    from airflow_provider_llmops.core.evaluate_job import load_evaluation
 
     notes: list[str] = []
     version = registry.get_version(name, target)

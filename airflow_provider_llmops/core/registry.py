@@ -32,19 +32,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+# the aliases and tags are the contract's; re-exported here for existing importers
+from airflow_provider_llmops.core.contract import ALIASES as ALIASES
+from airflow_provider_llmops.core.contract import CANARY as CANARY
+from airflow_provider_llmops.core.contract import CHALLENGER as CHALLENGER
+from airflow_provider_llmops.core.contract import CHAMPION as CHAMPION
+from airflow_provider_llmops.core.contract import PREVIOUS as PREVIOUS
+from airflow_provider_llmops.core.contract import TAG_ALIAS_CLAIM, TAG_ALIAS_EPOCH, TAG_MANAGED
+from airflow_provider_llmops.core.contract import TAG_DAG_RUN as TAG_DAG_RUN
+from airflow_provider_llmops.core.contract import TAG_PREFIX as TAG_PREFIX
+from airflow_provider_llmops.core.contract import TAG_TRAIN_KEY as TAG_TRAIN_KEY
 from airflow_provider_llmops.errors import LLMOpsError
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-CANARY = "canary"
-PREVIOUS = "previous-champion"
-ALIASES = (CHAMPION, CHALLENGER, CANARY, PREVIOUS)
-
-TAG_PREFIX = "llmops."
-TAG_DAG_RUN = "llmops.dag_run_id"
-TAG_TRAIN_KEY = "llmops.train_key"
-TAG_ALIAS_EPOCH = "llmops.alias_epoch"
-TAG_ALIAS_CLAIM = "llmops.alias_claim"
 CLAIM_STALE_S = 120.0
 
 
@@ -214,7 +213,7 @@ class ModelRegistry:
             self.client.get_registered_model(name)
         except MlflowException:
             try:
-                self.client.create_registered_model(name, description=description, tags={"llmops.managed": "true"})
+                self.client.create_registered_model(name, description=description, tags={TAG_MANAGED: "true"})
             except MlflowException:
                 self.client.get_registered_model(name)  # created concurrently: fine if it exists now
 

@@ -18,31 +18,31 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_llmops import __version__
-from airflow_provider_llmops.core.registry import (
+from airflow_provider_llmops.core.contract import (
     CHALLENGER,
     CHAMPION,
+    MODEL_ARTIFACT,
+    PLOTS_ARTIFACT,
+    PROFILE_ARTIFACT,
+    SPLIT_ARTIFACT,
+    SPLIT_FILE,
+    TAG_BASE_MODEL,
+    TAG_DAG_ID,
     TAG_DAG_RUN,
+    TAG_PROFILE,
+    TAG_PROVIDER,
+    TAG_SEED,
+    TAG_SNAPSHOTS,
+    TAG_STOPPED_BY,
+    TAG_TASK,
     TAG_TRAIN_KEY,
-    ModelRegistry,
-    VersionInfo,
+    TAG_TRAIN_METRIC_PREFIX,
+    TAG_VAL_FRACTION,
 )
+from airflow_provider_llmops.core.registry import ModelRegistry, VersionInfo
 from airflow_provider_llmops.core.store import DatasetStore
 from airflow_provider_llmops.core.training import TrainConfig, TrainResult, train
 from airflow_provider_llmops.errors import ConfigurationError
-
-MODEL_ARTIFACT = "model"
-PROFILE_ARTIFACT = "profile"
-PLOTS_ARTIFACT = "plots"
-SPLIT_ARTIFACT = "split"
-
-TAG_SNAPSHOTS = "llmops.snapshots"  # dataset/snapshot_id, comma separated
-TAG_DAG_ID = "llmops.dag_id"
-TAG_PROVIDER = "llmops.provider_version"
-TAG_BASE_MODEL = "llmops.base_model"
-TAG_TASK = "llmops.task"
-TAG_SEED = "llmops.split_seed"
-TAG_VAL_FRACTION = "llmops.validation_fraction"
-TAG_PROFILE = "llmops.profile_id"
 
 
 @dataclass(frozen=True)
@@ -241,7 +241,7 @@ def train_and_register(
         client.log_artifacts(run_id, str(work / MODEL_ARTIFACT), MODEL_ARTIFACT)
         split_dir = work / SPLIT_ARTIFACT
         split_dir.mkdir()
-        (split_dir / "split.json").write_text(
+        (split_dir / SPLIT_FILE).write_text(
             json.dumps({**result.split, "snapshots": [str(s) for s in snapshots]}, indent=1)
         )
         client.log_artifacts(run_id, str(split_dir), SPLIT_ARTIFACT)
@@ -263,7 +263,9 @@ def train_and_register(
         )
         for metric, value in result.summary().items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                registry.client.set_model_version_tag(model_name, version.version, f"llmops.train.{metric}", str(value))
+                registry.client.set_model_version_tag(
+                    model_name, version.version, f"{TAG_TRAIN_METRIC_PREFIX}{metric}", str(value)
+                )
         registry.client.set_registered_model_alias(model_name, CHALLENGER, version.version)
         client.set_terminated(run_id, status="FINISHED")
     except BaseException:
@@ -309,7 +311,7 @@ def _log_metrics(client: Any, run_id: str, result: TrainResult) -> None:
             metrics.append(Metric(name, float(value), now, result.steps))
     for start in range(0, len(metrics), 900):
         client.log_batch(run_id, metrics=metrics[start : start + 900])
-    client.set_tag(run_id, "llmops.stopped_by", result.stopped_by)
+    client.set_tag(run_id, TAG_STOPPED_BY, result.stopped_by)
 
 
 def _summary(registry: ModelRegistry, experiment_id: str, version: VersionInfo, reused: bool) -> dict[str, Any]:

@@ -24,11 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from airflow_provider_llmops.core.contract import LABEL_MAP_FILE, TRAINING_FILE
 from airflow_provider_llmops.errors import ConfigurationError
 
 TASKS = ("sequence-classification", "causal-lm")
-LABEL_MAP_FILE = "label_map.json"
-TRAINING_FILE = "training.json"
 
 Log = Callable[[str], None]
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow_provider_llmops.operators.base import LLMOpsBaseOperator
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
 
-class DriftScoreOperator(BaseOperator):
+class DriftScoreOperator(LLMOpsBaseOperator):
     """Score snapshot `snapshot_id` of `dataset` for drift.
 
     Reads: the snapshot's data and a reference profile. An empty `snapshot_id` means the snapshot of the asset
@@ -30,6 +31,7 @@ class DriftScoreOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = (
+        *LLMOpsBaseOperator.base_template_fields,
         "dataset",
         "snapshot_id",
         "reference_dataset",
@@ -37,7 +39,6 @@ class DriftScoreOperator(BaseOperator):
         "statistic",
         "mode",
         "model_name",
-        "store_uri",
     )
     ui_color = "#fff4e5"
 
@@ -63,7 +64,7 @@ class DriftScoreOperator(BaseOperator):
         store_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(store_uri=store_uri, store_conn_id=store_conn_id, mlflow_conn_id=mlflow_conn_id, **kwargs)
         self.dataset = dataset
         self.snapshot_id = snapshot_id
         self.reference_dataset = reference_dataset
@@ -78,10 +79,6 @@ class DriftScoreOperator(BaseOperator):
         self.model_dir = model_dir
         self.model_name = model_name
         self.use_champion = use_champion
-        self.mlflow_conn_id = mlflow_conn_id
-        self.store_uri = store_uri
-        self.store_conn_id = store_conn_id
-        self._lineage: dict[str, Any] = {}
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_llmops.core import drift as D
@@ -95,11 +92,9 @@ class DriftScoreOperator(BaseOperator):
         )
         from airflow_provider_llmops.core.metrics import drift_registry, export
         from airflow_provider_llmops.core.profile import ScoreOptions
-        from airflow_provider_llmops.operators._common import open_store
-        from airflow_provider_llmops.settings import load_settings
 
-        settings = load_settings()
-        store = open_store(self.store_uri or settings.store_uri, self.store_conn_id or settings.store_conn_id)
+        settings = self.settings
+        store = self.store
         self.snapshot_id = (
             self.snapshot_id or _triggering_snapshot(context, self.dataset) or latest_passed(store, self.dataset)
         )
@@ -110,9 +105,7 @@ class DriftScoreOperator(BaseOperator):
         )
         champion = None
         if self.use_champion and not (self.reference_snapshot_id or self.reference_dataset):
-            champion = _champion_profile(
-                self.model_name or settings.model_name, self.mlflow_conn_id, settings.home / "cache"
-            )
+            champion = _champion_profile(self.model_name or settings.model_name, self.registry, settings.home / "cache")
         predictor = None
         if champion is not None:
             profile, predictor, model_version = champion
@@ -168,7 +161,7 @@ class DriftScoreOperator(BaseOperator):
         result["metrics_pushed"] = metrics["pushed"]
         return result
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         from airflow.providers.openlineage.extractors import OperatorLineage
 
         from airflow_provider_llmops.lineage import facets as F
@@ -187,24 +180,21 @@ class DriftScoreOperator(BaseOperator):
             inputs.append(F.input_dataset(self._lineage["profile_uri"]))
         return OperatorLineage(inputs=inputs, run_facets={"llmopsDrift": drift_run_facet(report)})
 
-    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
-        return self.get_openlineage_facets_on_complete(task_instance)
 
-
-def _champion_profile(
-    model_name: str, mlflow_conn_id: str | None, cache_dir: Any
-) -> tuple[Any, Any, tuple[str, str, str]] | None:
+def _champion_profile(model_name: str, registry: Any, cache_dir: Any) -> tuple[Any, Any, tuple[str, str, str]] | None:
     """(profile, predictor, (tracking uri, model, version)) of the champion: the drift profile stored with it
     (artifact `profile/`) and its classifier for the predicted-label feature; None without a champion."""
     import dataclasses
 
-    from airflow_provider_llmops.core.evaluate_job import fetch_artifact_dir, fetch_model
+    from airflow_provider_llmops.core.contract import (
+        CHAMPION,
+        PROFILE_ARTIFACT,
+        TOKENIZER_FILE,
+        fetch_artifact_dir,
+        fetch_model,
+    )
     from airflow_provider_llmops.core.profile import ReferenceProfile
-    from airflow_provider_llmops.core.registry import CHAMPION
-    from airflow_provider_llmops.core.train_job import PROFILE_ARTIFACT
-    from airflow_provider_llmops.operators._common import open_registry
 
-    registry = open_registry(mlflow_conn_id)
     version = registry.alias(model_name, CHAMPION)
     if version is None:
         return None
@@ -215,7 +205,7 @@ def _champion_profile(
     model_dir = fetch_model(registry, info, cache_dir)
     # the profile was built with the model's tokenizer and encoder where training wrote them; use the registered copy
     profile = dataclasses.replace(
-        profile, tokenizer=dataclasses.replace(profile.tokenizer, path=str(model_dir / "tokenizer.json"))
+        profile, tokenizer=dataclasses.replace(profile.tokenizer, path=str(model_dir / TOKENIZER_FILE))
     )
     from airflow_provider_llmops.core.drift_job import champion_predictor
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from airflow_provider_llmops.links import MlflowModelVersionLink, MlflowRunLink
+from airflow_provider_llmops.operators.base import LLMOpsBaseOperator
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
 
-class EvaluateModelOperator(BaseOperator):
+class EvaluateModelOperator(LLMOpsBaseOperator):
     """Score the challenger (`challenger_version`, default the `challenger` alias) and the current champion.
 
     Reads: both versions' model files from MLflow; the evaluation set = the held-out split of the challenger's
@@ -31,7 +31,12 @@ class EvaluateModelOperator(BaseOperator):
     SHA-256 (`report_sha256`): the promotion gate reads the stored report and checks that hash.
     """
 
-    template_fields: Sequence[str] = ("model_name", "challenger_version", "golden_path")
+    template_fields: Sequence[str] = (
+        *LLMOpsBaseOperator.base_template_fields,
+        "model_name",
+        "challenger_version",
+        "golden_path",
+    )
     operator_extra_links = (MlflowRunLink(), MlflowModelVersionLink())
     ui_color = "#f3e8fc"
 
@@ -48,44 +53,37 @@ class EvaluateModelOperator(BaseOperator):
         store_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(store_uri=store_uri, store_conn_id=store_conn_id, mlflow_conn_id=mlflow_conn_id, **kwargs)
         self.model_name = model_name
         self.challenger_version = challenger_version
         self.golden_path = golden_path
         self.latency_sample = latency_sample
         self.min_group_size = min_group_size
-        self.mlflow_conn_id = mlflow_conn_id
-        self.store_uri = store_uri
-        self.store_conn_id = store_conn_id
-        self._summary: dict[str, Any] = {}
-        self._tracking_uri = ""
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_llmops.core.evaluate_job import evaluate
         from airflow_provider_llmops.links import push_links
-        from airflow_provider_llmops.operators._common import open_registry, open_store
-        from airflow_provider_llmops.settings import load_settings
 
-        settings = load_settings()
-        store = open_store(self.store_uri or settings.store_uri, self.store_conn_id or settings.store_conn_id)
-        registry = open_registry(self.mlflow_conn_id)
-        self._tracking_uri = registry.tracking_uri
+        settings = self.settings
+        store = self.store
+        registry = self.registry
+        self._lineage = {"tracking_uri": registry.tracking_uri}
         name = self.model_name or settings.model_name
         golden = settings.golden_for(name) if self.golden_path in (None, "None") else self.golden_path
+        challenger = self.as_optional(self.challenger_version)
+        challenger = str(challenger) if challenger is not None else None
         summary = evaluate(
             store=store,
             registry=registry,
             model_name=name,
-            challenger_version=str(self.challenger_version)
-            if self.challenger_version not in (None, "", "None")
-            else None,
+            challenger_version=challenger,
             golden_path=golden or None,
             cache_dir=settings.home / "cache",
             latency_sample=self.latency_sample,
             min_group_size=self.min_group_size,
             log=self.log.info,
         )
-        self._summary = summary
+        self._lineage["summary"] = summary
         run_url = (
             registry.run_url(registry.experiment_id(registry.experiment_name), summary["mlflow_run_id"])
             if summary.get("mlflow_run_id")
@@ -94,20 +92,18 @@ class EvaluateModelOperator(BaseOperator):
         push_links(context, run_url, registry.version_url(name, summary["challenger_version"]))
         return summary
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         from airflow.providers.openlineage.extractors import OperatorLineage
 
         from airflow_provider_llmops.lineage import facets as F
         from airflow_provider_llmops.lineage.custom_facets import evaluation_run_facet
 
-        s = self._summary
+        s = self._lineage.get("summary")
         if not s:
             return OperatorLineage()
-        inputs = [F.model_version_dataset(self._tracking_uri, s["model_name"], s["challenger_version"])]
+        tracking_uri = self._lineage["tracking_uri"]
+        inputs = [F.model_version_dataset(tracking_uri, s["model_name"], s["challenger_version"])]
         if s.get("champion_version"):
-            inputs.append(F.model_version_dataset(self._tracking_uri, s["model_name"], s["champion_version"]))
+            inputs.append(F.model_version_dataset(tracking_uri, s["model_name"], s["champion_version"]))
         outputs = [F.output_dataset(s["report_uri"])]
         return OperatorLineage(inputs=inputs, outputs=outputs, run_facets={"llmopsEvaluation": evaluation_run_facet(s)})
-
-    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
-        return self.get_openlineage_facets_on_complete(task_instance)

@@ -6,13 +6,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow_provider_llmops.operators.base import LLMOpsBaseOperator, as_json
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
 
-class IngestBatchOperator(BaseOperator):
+class IngestBatchOperator(LLMOpsBaseOperator):
     """Read a batch of text records and commit it as a snapshot of `dataset` in the dataset store.
 
     Reads: `source_uri`, a JSONL, CSV or Parquet file given as a local path, `file://`, `s3://` or `http(s)://`.
@@ -39,13 +40,13 @@ class IngestBatchOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = (
+        *LLMOpsBaseOperator.base_template_fields,
         "source_uri",
         "dataset",
         "file_format",
         "column_map",
         "metadata_columns",
         "source_conn_id",
-        "store_uri",
     )
     template_fields_renderers = {"column_map": "json"}
     ui_color = "#e8f4fd"
@@ -65,7 +66,7 @@ class IngestBatchOperator(BaseOperator):
         max_row_bytes: int | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(store_uri=store_uri, store_conn_id=store_conn_id, **kwargs)
         self.source_uri = source_uri
         self.dataset = dataset
         self.file_format = file_format
@@ -76,10 +77,7 @@ class IngestBatchOperator(BaseOperator):
         self.allowed_conn_ids = tuple(allowed_conn_ids or ())
         self._conn_id_templated = _is_template(source_conn_id)
         self._uri_templated = _is_template(source_uri)
-        self.store_uri = store_uri
-        self.store_conn_id = store_conn_id
         self.max_row_bytes = max_row_bytes
-        self._lineage: dict[str, Any] = {}
 
     def _checked_conn_id(self) -> str | None:
         """The connection id to use, refused when it came from a template and the author did not allow it."""
@@ -100,10 +98,9 @@ class IngestBatchOperator(BaseOperator):
         from airflow_provider_llmops.core.records import ColumnMapping
         from airflow_provider_llmops.core.sources import read_source, redact
         from airflow_provider_llmops.errors import NoValidRowsError
-        from airflow_provider_llmops.operators._common import open_store, run_info
-        from airflow_provider_llmops.settings import load_settings
+        from airflow_provider_llmops.operators._common import run_info
 
-        settings = load_settings()
+        settings = self.settings
         self._lineage = {"source_uri": redact(self.source_uri)}  # never a password typed into the URI
         mapping = ColumnMapping.from_config(_as_mapping(self.column_map), self.metadata_columns)
         access = source_access(self._checked_conn_id(), self.source_uri)
@@ -134,10 +131,9 @@ class IngestBatchOperator(BaseOperator):
             credential_setting=access.credential_setting,
             max_bytes=settings.max_source_bytes,
         )
-        store = open_store(self.store_uri or settings.store_uri, self.store_conn_id or settings.store_conn_id)
         result = ingest(
             blob,
-            store,
+            self.store,
             self.dataset,
             mapping,
             max_row_bytes=self.max_row_bytes or settings.max_row_bytes,
@@ -159,7 +155,7 @@ class IngestBatchOperator(BaseOperator):
             raise NoValidRowsError(self.source_uri, result.rows_read, result.snapshot.quarantine_uri, result.reasons)
         return result.summary()
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         from airflow.providers.openlineage.extractors import OperatorLineage
 
         from airflow_provider_llmops.core.sources import redact
@@ -183,23 +179,10 @@ class IngestBatchOperator(BaseOperator):
         ]
         return OperatorLineage(inputs=inputs, outputs=outputs)
 
-    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
-        return self.get_openlineage_facets_on_complete(task_instance)
-
 
 def _as_mapping(value: dict[str, str] | str | None) -> dict[str, str] | None:
     """`column_map` may arrive as a dict or, rendered from a Param, as JSON text."""
-    if isinstance(value, str):
-        import json
-
-        from airflow_provider_llmops.errors import ConfigurationError
-
-        if not value.strip():
-            return None
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ConfigurationError(f"column_map is not a JSON object: {exc}") from None
+    value = as_json(value, "column_map")
     if value is not None and not (
         isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
     ):

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from airflow_provider_llmops.links import MlflowModelVersionLink
+from airflow_provider_llmops.operators.base import LLMOpsBaseOperator, as_json
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
 
-class PromoteModelOperator(BaseOperator):
+class PromoteModelOperator(LLMOpsBaseOperator):
     """Apply the gate to an evaluation and promote on pass.
 
     Reads: the evaluation report where `EvaluateModelOperator` stored it (`evaluation` is its XCom: model, key,
@@ -36,7 +36,7 @@ class PromoteModelOperator(BaseOperator):
     Returns (XCom): promoted, champion, reasons, checks, aliases, decision_id, announce, champion_event.
     """
 
-    template_fields: Sequence[str] = ("evaluation", "gate_override")
+    template_fields: Sequence[str] = (*LLMOpsBaseOperator.base_template_fields, "evaluation", "gate_override")
     template_fields_renderers = {"gate_override": "json"}
     operator_extra_links = (MlflowModelVersionLink(),)
     ui_color = "#e5f6f3"
@@ -54,48 +54,35 @@ class PromoteModelOperator(BaseOperator):
         store_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(store_uri=store_uri, store_conn_id=store_conn_id, mlflow_conn_id=mlflow_conn_id, **kwargs)
         self.evaluation = evaluation
         self.gate = gate or {}
         self.gate_override = gate_override
         self.allow_gate_override = allow_gate_override
-        self.store_uri = store_uri
-        self.store_conn_id = store_conn_id
         self.fail_on_reject = fail_on_reject
-        self.mlflow_conn_id = mlflow_conn_id
-        self._result: dict[str, Any] = {}
-        self._tracking_uri = ""
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_llmops.core.promote_job import promote
         from airflow_provider_llmops.errors import ConfigurationError, GateRejectedError
         from airflow_provider_llmops.links import push_links
-        from airflow_provider_llmops.operators._common import open_audit, open_registry, open_store
-        from airflow_provider_llmops.settings import load_settings
 
-        evaluation = self.evaluation
-        if isinstance(evaluation, str):
-            import json
-
-            evaluation = json.loads(evaluation)
+        evaluation = self.as_json(self.evaluation, "evaluation")
         if not isinstance(evaluation, dict) or "report_sha256" not in evaluation:
             raise ConfigurationError("evaluation must be the result of EvaluateModelOperator (pass its .output)")
         resolved = _resolve(self.gate, self.gate_override, self.allow_gate_override)
-        settings = load_settings()
-        store = open_store(self.store_uri or settings.store_uri, self.store_conn_id or settings.store_conn_id)
-        registry = open_registry(self.mlflow_conn_id)
-        self._tracking_uri = registry.tracking_uri
-        audit = open_audit(load_settings(), registry)
+        store = self.store
+        registry = self.registry
+        self._lineage = {"tracking_uri": registry.tracking_uri}
         result = promote(
             registry=registry,
-            audit=audit,
+            audit=self.audit,
             store=store,
             evaluation=evaluation,
             spec=resolved,
             run=_run(context),
             log=self.log.info,
         )
-        self._result = result
+        self._lineage["result"] = result
         for check in result["decision"]["checks"]:
             self.log.info("%-22s %s  %s", check["name"], "pass" if check["passed"] else "FAIL", check["detail"])
         push_links(context, None, result.get("version_url"))
@@ -115,37 +102,33 @@ class PromoteModelOperator(BaseOperator):
             raise GateRejectedError(result["model_name"], result["challenger_version"], result["reasons"])
         return result
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         from airflow.providers.openlineage.extractors import OperatorLineage
 
         from airflow_provider_llmops.lineage import facets as F
         from airflow_provider_llmops.lineage.custom_facets import gate_run_facet
 
-        r = self._result
+        r = self._lineage.get("result")
         if not r:
             return OperatorLineage()
-        inputs = [F.model_version_dataset(self._tracking_uri, r["model_name"], r["challenger_version"])]
+        tracking_uri = self._lineage["tracking_uri"]
+        inputs = [F.model_version_dataset(tracking_uri, r["model_name"], r["challenger_version"])]
         outputs = (
-            [F.model_version_dataset(self._tracking_uri, r["model_name"], r["champion"], output=True)]
+            [F.model_version_dataset(tracking_uri, r["model_name"], r["champion"], output=True)]
             if r.get("promoted") and r.get("champion")
             else []
         )
         return OperatorLineage(inputs=inputs, outputs=outputs, run_facets={"llmopsGate": gate_run_facet(r, "promote")})
 
-    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
-        return self.get_openlineage_facets_on_complete(task_instance)
-
 
 def _resolve(gate: Any, override: Any, allow: bool) -> Any:
     """The author's gate with the run-time override merged in (see `core.gate.resolve_gate`)."""
-    import json
-
     from airflow_provider_llmops.core.gate import GateOverrideRefused, resolve_gate
     from airflow_provider_llmops.errors import ConfigurationError
 
     try:
-        base = json.loads(gate) if isinstance(gate, str) else gate or {}
-        request = json.loads(override) if isinstance(override, str) and override.strip() else override or {}
+        base = as_json(gate, "gate") or {}
+        request = as_json(override, "gate_override") or {}
         return resolve_gate(base, request, allow_override=allow)
     except GateOverrideRefused:
         raise

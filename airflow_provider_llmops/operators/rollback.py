@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from airflow_provider_llmops.links import MlflowModelVersionLink
+from airflow_provider_llmops.operators.base import LLMOpsBaseOperator
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
 
-class RollbackModelOperator(BaseOperator):
+class RollbackModelOperator(LLMOpsBaseOperator):
     """Point `champion` of `model_name` back at `previous-champion`, or at `target_version` when given.
 
     Refuses (ConfigurationError, nothing changed): a `reason` shorter than 10 characters; a target that was never
@@ -28,7 +28,12 @@ class RollbackModelOperator(BaseOperator):
     Returns (XCom): the champion now, the version rolled back from, the evidence, the aliases.
     """
 
-    template_fields: Sequence[str] = ("model_name", "target_version", "reason")
+    template_fields: Sequence[str] = (
+        *LLMOpsBaseOperator.base_template_fields,
+        "model_name",
+        "target_version",
+        "reason",
+    )
     operator_extra_links = (MlflowModelVersionLink(),)
     ui_color = "#fdecea"
 
@@ -44,38 +49,32 @@ class RollbackModelOperator(BaseOperator):
         store_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(store_uri=store_uri, store_conn_id=store_conn_id, mlflow_conn_id=mlflow_conn_id, **kwargs)
         self.model_name = model_name
         self.target_version = target_version
         self.reason = reason
         self.gate = gate or {}
-        self.mlflow_conn_id = mlflow_conn_id
-        self.store_uri = store_uri
-        self.store_conn_id = store_conn_id
-        self._result: dict[str, Any] = {}
-        self._tracking_uri = ""
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_llmops.core.gate import GateSpec
         from airflow_provider_llmops.core.promote_job import rollback
         from airflow_provider_llmops.errors import ConfigurationError
         from airflow_provider_llmops.links import push_links
-        from airflow_provider_llmops.operators._common import open_audit, open_registry, open_store
         from airflow_provider_llmops.operators.promote import _run
-        from airflow_provider_llmops.settings import load_settings
 
-        settings = load_settings()
-        registry = open_registry(self.mlflow_conn_id)
-        self._tracking_uri = registry.tracking_uri
-        target = str(self.target_version).strip() if self.target_version not in (None, "", "None") else None
+        settings = self.settings
+        registry = self.registry
+        self._lineage = {"tracking_uri": registry.tracking_uri}
+        target = self.as_optional(self.target_version)
+        target = str(target).strip() if target is not None else None
         try:
             spec = GateSpec.from_dict(self.gate)
         except ValueError as exc:
             raise ConfigurationError(f"invalid gate: {exc}") from None
-        store = open_store(self.store_uri or settings.store_uri, self.store_conn_id or settings.store_conn_id)
+        store = self.store
         result = rollback(
             registry=registry,
-            audit=open_audit(settings, registry, self.model_name or settings.model_name),
+            audit=self.audit,
             model_name=self.model_name or settings.model_name,
             target_version=target,
             run=_run(context),
@@ -84,7 +83,7 @@ class RollbackModelOperator(BaseOperator):
             spec=spec,
             log=self.log.info,
         )
-        self._result = result
+        self._lineage["result"] = result
         push_links(context, None, result.get("version_url"))
         result["champion_event"] = None
         if result.get("announce"):
@@ -100,14 +99,14 @@ class RollbackModelOperator(BaseOperator):
             result["champion_event"] = emit_champion_event(context, result["model_name"], registry.tracking_uri, extra)
         return result
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         from airflow.providers.openlineage.extractors import OperatorLineage
 
         from airflow_provider_llmops.lineage import facets as F
         from airflow_provider_llmops.lineage.custom_facets import gate_run_facet
 
-        r = self._result
+        r = self._lineage.get("result")
         if not r:
             return OperatorLineage()
-        outputs = [F.model_version_dataset(self._tracking_uri, r["model_name"], r["champion"], output=True)]
+        outputs = [F.model_version_dataset(self._lineage["tracking_uri"], r["model_name"], r["champion"], output=True)]
         return OperatorLineage(outputs=outputs, run_facets={"llmopsGate": gate_run_facet(r, "rollback")})

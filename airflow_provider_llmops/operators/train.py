@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from airflow_provider_llmops.links import MlflowModelVersionLink, MlflowRunLink
+from airflow_provider_llmops.operators.base import LLMOpsBaseOperator
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
 
-class FineTuneOperator(BaseOperator):
+class FineTuneOperator(LLMOpsBaseOperator):
     """Fine-tune `base_model` for `task` on snapshots of `dataset` and register the result as `model_name`.
 
     Reads: `snapshots` ("dataset/snapshot_id" or bare ids of `dataset`); empty = every snapshot of `dataset` that
@@ -30,6 +30,7 @@ class FineTuneOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = (
+        *LLMOpsBaseOperator.base_template_fields,
         "model_name",
         "dataset",
         "snapshots",
@@ -60,7 +61,7 @@ class FineTuneOperator(BaseOperator):
         store_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(store_uri=store_uri, store_conn_id=store_conn_id, mlflow_conn_id=mlflow_conn_id, **kwargs)
         self.model_name = model_name
         self.dataset = dataset
         self.snapshots = snapshots
@@ -70,25 +71,19 @@ class FineTuneOperator(BaseOperator):
         self.max_steps = max_steps
         self.max_train_minutes = max_train_minutes
         self.embedding_sample = embedding_sample
-        self.mlflow_conn_id = mlflow_conn_id
-        self.store_uri = store_uri
-        self.store_conn_id = store_conn_id
-        self._result: dict[str, Any] = {}
-        self._inputs: list[str] = []
 
     def _config(self) -> Any:
-        import json
-
         from airflow_provider_llmops.core.training import TrainConfig
 
-        values = dict(json.loads(self.training) if isinstance(self.training, str) else self.training or {})
+        values = dict(self.as_json(self.training, "training") or {})
         values["task"] = self.model_task
         if self.base_model:
             values["base_model"] = self.base_model
-        if self.max_steps not in (None, "", "None"):
-            values["max_steps"] = int(self.max_steps)  # type: ignore[arg-type]
-        if self.max_train_minutes not in (None, "", "None"):
-            values["max_train_minutes"] = float(self.max_train_minutes)  # type: ignore[arg-type]
+        max_steps, max_train_minutes = self.as_int(self.max_steps), self.as_float(self.max_train_minutes)
+        if max_steps is not None:
+            values["max_steps"] = max_steps
+        if max_train_minutes is not None:
+            values["max_train_minutes"] = max_train_minutes
         return TrainConfig.from_dict(values)
 
     def _snapshots(self, store: Any) -> list[Any]:
@@ -113,16 +108,15 @@ class FineTuneOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_llmops.core.train_job import train_and_register, train_key
         from airflow_provider_llmops.links import push_links
-        from airflow_provider_llmops.operators._common import open_audit, open_registry, open_store, run_info
-        from airflow_provider_llmops.settings import load_settings
+        from airflow_provider_llmops.operators._common import run_info
 
-        settings = load_settings()
+        settings = self.settings
         config = self._config()
-        store = open_store(self.store_uri or settings.store_uri, self.store_conn_id or settings.store_conn_id)
-        registry = open_registry(self.mlflow_conn_id)
+        store = self.store
+        registry = self.registry
         name = self.model_name or settings.model_name
         snapshots = self._snapshots(store)
-        self._inputs = [store.ref(s.dataset, s.snapshot_id).uri for s in snapshots]
+        self._lineage = {"inputs": [store.ref(s.dataset, s.snapshot_id).uri for s in snapshots]}
         run = run_info(context)
         key = train_key(
             run.get("dag_id"),
@@ -144,10 +138,10 @@ class FineTuneOperator(BaseOperator):
             work_dir=work_dir,
             embedding_sample=self.embedding_sample,
             log=self.log.info,
-            audit=open_audit(settings, registry, name),
+            audit=self.audit,
         )
         result["task"] = config.task
-        self._result = result
+        self._lineage["result"] = result
         push_links(context, result.get("run_url"), result.get("version_url"))
         self.log.info(
             "registered %s version %s (%s), alias challenger",
@@ -157,18 +151,15 @@ class FineTuneOperator(BaseOperator):
         )
         return result
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         from airflow.providers.openlineage.extractors import OperatorLineage
 
         from airflow_provider_llmops.lineage import facets as F
         from airflow_provider_llmops.lineage.custom_facets import training_run_facet
 
-        inputs = [F.input_dataset(uri) for uri in self._inputs]
-        if not self._result:
+        inputs = [F.input_dataset(uri) for uri in self._lineage.get("inputs", [])]
+        r = self._lineage.get("result")
+        if not r:
             return OperatorLineage(inputs=inputs)
-        r = self._result
         output = F.model_version_dataset(r["tracking_uri"], r["model_name"], r["version"], output=True)
         return OperatorLineage(inputs=inputs, outputs=[output], run_facets={"llmopsTraining": training_run_facet(r)})
-
-    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
-        return self.get_openlineage_facets_on_complete(task_instance)

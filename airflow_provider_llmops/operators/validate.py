@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow_provider_llmops.operators.base import LLMOpsBaseOperator
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
 ON_FAILURE = ("fail", "skip")
 
 
-class ValidateBatchOperator(BaseOperator):
+class ValidateBatchOperator(LLMOpsBaseOperator):
     """Validate snapshot `snapshot_id` of `dataset` with a Great Expectations 1.x suite.
 
     Reads: the snapshot's `data.parquet` from the store and the suite, found BY NAME in `[llmops] suites_dirs`
@@ -30,7 +31,13 @@ class ValidateBatchOperator(BaseOperator):
     Returns (XCom): status, suite and why, counts, failed and skipped expectations and the report URI.
     """
 
-    template_fields: Sequence[str] = ("dataset", "snapshot_id", "suite", "on_failure", "store_uri")
+    template_fields: Sequence[str] = (
+        *LLMOpsBaseOperator.base_template_fields,
+        "dataset",
+        "snapshot_id",
+        "suite",
+        "on_failure",
+    )
     ui_color = "#eaf7ea"
 
     def __init__(
@@ -45,15 +52,12 @@ class ValidateBatchOperator(BaseOperator):
         store_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(store_uri=store_uri, store_conn_id=store_conn_id, **kwargs)
         self.dataset = dataset
         self.snapshot_id = snapshot_id
         self.suite = suite
         self.allowed_suites = list(allowed_suites) if allowed_suites is not None else None
         self.on_failure = on_failure
-        self.store_uri = store_uri
-        self.store_conn_id = store_conn_id
-        self._lineage: dict[str, Any] = {}
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
@@ -61,12 +65,10 @@ class ValidateBatchOperator(BaseOperator):
         from airflow_provider_llmops.assets import validated_asset
         from airflow_provider_llmops.core.validation import choose_suite, validate_snapshot
         from airflow_provider_llmops.errors import ConfigurationError, ValidationFailedError
-        from airflow_provider_llmops.operators._common import open_store
-        from airflow_provider_llmops.settings import load_settings
 
         if self.on_failure not in ON_FAILURE:
             raise ConfigurationError(f"on_failure must be one of {ON_FAILURE}, got {self.on_failure!r}")
-        settings = load_settings()
+        settings = self.settings
         choice = choose_suite(
             self.suite,
             self.dataset,
@@ -75,7 +77,7 @@ class ValidateBatchOperator(BaseOperator):
             dirs=settings.suites_dirs,
             allowed=self.allowed_suites,
         )
-        store = open_store(self.store_uri or settings.store_uri, self.store_conn_id or settings.store_conn_id)
+        store = self.store
         ref = store.ref(self.dataset, self.snapshot_id)
         self._lineage = {"snapshot_uri": ref.uri}
         failed_status = "rejected" if self.on_failure == "skip" else "failed"
@@ -119,7 +121,7 @@ class ValidateBatchOperator(BaseOperator):
             )
         raise ValidationFailedError(self.dataset, self.snapshot_id, outcome.failed, report_uri)
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         from airflow.providers.openlineage.extractors import OperatorLineage
 
         from airflow_provider_llmops.lineage import facets as F
@@ -135,9 +137,6 @@ class ValidateBatchOperator(BaseOperator):
             "dataQualityMetrics": F.data_quality_metrics(outcome.row_count, self._lineage["frame_metrics"]),
         }
         return OperatorLineage(inputs=[F.input_dataset(uri, input_facets=input_facets)])
-
-    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
-        return self.get_openlineage_facets_on_complete(task_instance)
 
 
 def _column_metrics(frame: Any) -> dict[str, dict[str, Any]]:

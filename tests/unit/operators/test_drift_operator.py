@@ -124,9 +124,8 @@ def test_the_champion_predicts_at_the_max_length_of_its_profile(
     operator's predictor uses it instead of the classifier's default (128), so both sides are predicted alike."""
     import types
 
-    import airflow_provider_llmops.core.evaluate_job as evaluate_job
+    import airflow_provider_llmops.core.contract as contract
     import airflow_provider_llmops.core.modeling as modeling
-    import airflow_provider_llmops.operators._common as common
     from airflow_provider_llmops.core.batches import iter_chunks
     from airflow_provider_llmops.core.profile import build_profile
     from airflow_provider_llmops.operators.drift import _champion_profile
@@ -149,11 +148,10 @@ def test_the_champion_predicts_at_the_max_length_of_its_profile(
         loaded.append(kwargs)
         return types.SimpleNamespace(predict=lambda texts: ["x"] * len(texts))
 
-    monkeypatch.setattr(common, "open_registry", lambda conn_id: registry)
-    monkeypatch.setattr(evaluate_job, "fetch_artifact_dir", lambda *args: tmp_path / "profile")
-    monkeypatch.setattr(evaluate_job, "fetch_model", lambda *args: tmp_path / "model")
+    monkeypatch.setattr(contract, "fetch_artifact_dir", lambda *args: tmp_path / "profile")
+    monkeypatch.setattr(contract, "fetch_model", lambda *args: tmp_path / "model")
     monkeypatch.setattr(modeling, "load_classifier", load_classifier)
-    champion, predictor, version = _champion_profile("m", None, tmp_path / "cache")
+    champion, predictor, version = _champion_profile("m", registry, tmp_path / "cache")
     assert loaded == [{"max_length": 48}] and predictor(["a", "b"]) == ["x", "x"]
     assert version == ("sqlite:///unused", "m", "3")
     assert champion.predictor_max_length == 48 and champion.tokenizer.path == str(tmp_path / "model" / "tokenizer.json")

@@ -76,7 +76,7 @@ def test_lineage_on_failure_still_names_the_input(allow_tmp: Path):
     op = IngestBatchOperator(task_id="ingest", source_uri=str(allow_tmp / "missing.jsonl"), dataset="x")
     with pytest.raises(SourceError):
         op.execute(context={})
-    lineage = op.get_openlineage_facets_on_failure(None)
+    lineage = op.get_openlineage_facets_on_complete(None)
     assert [d.name for d in lineage.inputs] == [str(allow_tmp / "missing.jsonl")] and lineage.outputs == []
 
 
@@ -282,7 +282,7 @@ def test_secrets_appear_in_no_log_or_error(allow_tmp: Path, servers, monkeypatch
             op = IngestBatchOperator(task_id="ingest", source_uri=uri, dataset="x", source_conn_id=conn)
         with pytest.raises(LLMOpsError) as caught:
             op.execute(context={})
-        lineage = op.get_openlineage_facets_on_failure(None)
+        lineage = op.get_openlineage_facets_on_complete(None)
         messages += [str(caught.value), repr(lineage.inputs)]
         assert SECRET not in messages[-2] + messages[-1], uri.replace(SECRET, "<SECRET>")
     out, err = capfd.readouterr()

@@ -53,7 +53,7 @@ def test_failing_snapshot_fails_listing_each_expectation_and_the_report(allow_tm
     assert "failed 1 expectation(s)" in message and "expect_column_values_to_be_in_set on column 'label'" in message
     assert f"full report: file://{allow_tmp}/store/snapshots/tickets/{snapshot_id}/validation.json" in message
     assert DatasetStore(str(allow_tmp / "store")).read_validation("tickets", snapshot_id)["status"] == "failed"
-    lineage = op.get_openlineage_facets_on_failure(None)
+    lineage = op.get_openlineage_facets_on_complete(None)
     assertions = lineage.inputs[0].inputFacets["dataQualityAssertions"].assertions
     assert [a.column for a in assertions if not a.success] == ["label"]
 

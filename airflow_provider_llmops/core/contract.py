@@ -1,0 +1,200 @@
+"""The MLflow contract: the one module that names what the provider writes to and reads from MLflow.
+
+Every alias, `llmops.*` tag and artifact path that a job, the CLI or an operator relies on is named here and only
+here; the other modules import the names. Plain Python, no Airflow and no MLflow at import time (the fetch
+helpers import MLflow when called), so loading a champion's profile does not import the jobs.
+
+Registered-model aliases (moved only by `ModelRegistry.compare_and_swap`):
+
+* `champion` (`CHAMPION`): the version that serves. Set by promote (and by rollback to the version rolled back to).
+* `challenger` (`CHALLENGER`): the version under evaluation. Set by train on the version it registers; cleared by
+  promote when the challenger becomes champion.
+* `canary` (`CANARY`): a version taking partial traffic (named for serving; no job moves it yet).
+* `previous-champion` (`PREVIOUS`): the champion before the last promotion; the default rollback target. Set by
+  promote, cleared by rollback.
+
+Registered-model tags:
+
+* `llmops.managed` (`TAG_MANAGED`): "true" on every registered model the provider created (registry).
+* `llmops.alias_epoch` (`TAG_ALIAS_EPOCH`), `llmops.alias_claim` (`TAG_ALIAS_CLAIM`): the compare-and-swap
+  counter and the writer in progress (registry; see its docstring).
+* `llmops.audit_head` (`TAG_AUDIT_HEAD`): `<seq>:<hash>` of the newest audit record of the model (the audit
+  anchor written by operators, checked by `llmops audit verify`).
+
+Model-version tags:
+
+* train (train_job), on the version and on its training run: `llmops.train_key` (`TAG_TRAIN_KEY`: what makes a
+  retry reuse the version), `llmops.snapshots` (`TAG_SNAPSHOTS`, `dataset/snapshot_id`, comma separated),
+  `llmops.dag_id` (`TAG_DAG_ID`), `llmops.dag_run_id` (`TAG_DAG_RUN`), `llmops.provider_version` (`TAG_PROVIDER`),
+  `llmops.base_model` (`TAG_BASE_MODEL`), `llmops.task` (`TAG_TASK`), `llmops.split_seed` (`TAG_SEED`) and
+  `llmops.validation_fraction` (`TAG_VAL_FRACTION`) (from which evaluate recomputes the held-out split) and
+  `llmops.profile_id` (`TAG_PROFILE`: the drift profile's id). On the version only: `llmops.train.<metric>`
+  (`TAG_TRAIN_METRIC_PREFIX`: the final training metrics). On the run only: `llmops.stopped_by`
+  (`TAG_STOPPED_BY`: why training stopped).
+* evaluate (evaluate_job), on the challenger: `llmops.eval.<metric>` (`TAG_EVAL_PREFIX`: its overall metrics on
+  the frozen set), `llmops.evaluation` (`TAG_EVALUATION`: the stored `evaluation.json`'s URI) and
+  `llmops.evaluation_sha256` (`TAG_EVALUATION_SHA256`: its hash, which promote checks before the gate trusts
+  the report). On the evaluation run: `llmops.eval_key` (`TAG_EVAL_KEY`, what makes a retry reuse the run),
+  `llmops.model` (`TAG_MODEL`), `llmops.challenger_version` (`TAG_CHALLENGER_VERSION`) and
+  `llmops.champion_version` (`TAG_CHAMPION_VERSION`, empty without a champion).
+* promote (promote_job): `llmops.gate` (`TAG_GATE`: passed or rejected), `llmops.gate_reasons`
+  (`TAG_GATE_REASONS`: JSON list), `llmops.gate_dag_run` (`TAG_GATE_DAG_RUN`), `llmops.promotion_id`
+  (`TAG_PROMOTION_ID`: the intent, the decision that makes this version champion), `llmops.promoted_at`
+  (`TAG_PROMOTED_AT`: it was champion, the mark rollback accepts) and `llmops.promoted_by` (`TAG_PROMOTED_BY`:
+  the decision whose tags were written).
+* rollback (promote_job): `llmops.rollback_intent` (`TAG_ROLLBACK_INTENT`: JSON intent on the target) and, on the
+  version rolled back from, `llmops.rolled_back` (`TAG_ROLLED_BACK`: when) and `llmops.rolled_back_by`
+  (`TAG_ROLLED_BACK_BY`: the rollback's id).
+
+Artifacts of a version's training run (train_job writes them; evaluate and drift read them):
+
+* `model/` (`MODEL_ARTIFACT`, the registered version's source): the fine-tuned model as `training.train` writes it:
+  `config.json` (`CONFIG_FILE`, whose presence marks a complete download), `model.safetensors`, `tokenizer.json`
+  (`TOKENIZER_FILE`), `label_map.json` (`LABEL_MAP_FILE`: the labels, for a classifier) and `training.json`
+  (`TRAINING_FILE`: the training record, with the `max_length` inference truncates at).
+* `profile/` (`PROFILE_ARTIFACT`): the drift reference profile (`ReferenceProfile.save`), built on the training
+  rows with the model's tokenizer and predictions.
+* `split/split.json` (`SPLIT_ARTIFACT`, `SPLIT_FILE`): the train/validation split.
+* `plots/` (`PLOTS_ARTIFACT`): the training plots.
+
+Artifacts of an evaluation run: `evaluation/evaluation.json` (`EVALUATION_ARTIFACT`, `EVALUATION_REPORT`), a copy
+of the report committed to the store with `evaluation.html` (`EVALUATION_HTML`).
+
+Fetch helpers: `fetch_model`, `fetch_profile` and `fetch_artifact_dir` download a version's files once into a
+local cache (versions and runs are immutable, so the cache never goes stale).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_provider_llmops.core.registry import ModelRegistry, VersionInfo
+
+# --- registered-model aliases ---------------------------------------------------------------------------------
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+CANARY = "canary"
+PREVIOUS = "previous-champion"
+ALIASES = (CHAMPION, CHALLENGER, CANARY, PREVIOUS)
+
+# --- tags -----------------------------------------------------------------------------------------------------
+TAG_PREFIX = "llmops."
+
+# registered model
+TAG_MANAGED = "llmops.managed"
+TAG_ALIAS_EPOCH = "llmops.alias_epoch"
+TAG_ALIAS_CLAIM = "llmops.alias_claim"
+TAG_AUDIT_HEAD = "llmops.audit_head"
+
+# train: version (and run)
+TAG_TRAIN_KEY = "llmops.train_key"
+TAG_SNAPSHOTS = "llmops.snapshots"  # dataset/snapshot_id, comma separated
+TAG_DAG_ID = "llmops.dag_id"
+TAG_DAG_RUN = "llmops.dag_run_id"
+TAG_PROVIDER = "llmops.provider_version"
+TAG_BASE_MODEL = "llmops.base_model"
+TAG_TASK = "llmops.task"
+TAG_SEED = "llmops.split_seed"
+TAG_VAL_FRACTION = "llmops.validation_fraction"
+TAG_PROFILE = "llmops.profile_id"
+TAG_TRAIN_METRIC_PREFIX = "llmops.train."  # + metric name
+TAG_STOPPED_BY = "llmops.stopped_by"  # run only
+
+# evaluate: challenger version
+TAG_EVAL_PREFIX = "llmops.eval."  # + metric name
+TAG_EVALUATION = "llmops.evaluation"
+TAG_EVALUATION_SHA256 = "llmops.evaluation_sha256"
+# evaluate: evaluation run
+TAG_EVAL_KEY = "llmops.eval_key"
+TAG_MODEL = "llmops.model"
+TAG_CHALLENGER_VERSION = "llmops.challenger_version"
+TAG_CHAMPION_VERSION = "llmops.champion_version"
+
+# promote and rollback: version
+TAG_GATE = "llmops.gate"
+TAG_GATE_REASONS = "llmops.gate_reasons"
+TAG_GATE_DAG_RUN = "llmops.gate_dag_run"
+TAG_PROMOTED_AT = "llmops.promoted_at"
+TAG_PROMOTION_ID = "llmops.promotion_id"  # intent: the decision that makes (made) this version champion
+TAG_PROMOTED_BY = "llmops.promoted_by"  # the decision whose tags were written
+TAG_ROLLED_BACK = "llmops.rolled_back"
+TAG_ROLLED_BACK_BY = "llmops.rolled_back_by"
+TAG_ROLLBACK_INTENT = "llmops.rollback_intent"
+
+# --- artifacts ------------------------------------------------------------------------------------------------
+MODEL_ARTIFACT = "model"
+PROFILE_ARTIFACT = "profile"
+PLOTS_ARTIFACT = "plots"
+SPLIT_ARTIFACT = "split"
+SPLIT_FILE = "split.json"
+EVALUATION_ARTIFACT = "evaluation"
+EVALUATION_REPORT = "evaluation.json"
+EVALUATION_HTML = "evaluation.html"
+
+# files inside `model/`
+CONFIG_FILE = "config.json"
+TOKENIZER_FILE = "tokenizer.json"
+LABEL_MAP_FILE = "label_map.json"
+TRAINING_FILE = "training.json"
+
+
+# --- fetch helpers --------------------------------------------------------------------------------------------
+def _cached_download(target: Path, complete: Any, **download: Any) -> Path:
+    """Download MLflow artifacts into `target` once: into a staging folder beside it, then one rename. `complete`
+    tells whether a target already holds a finished copy (another task may have won the rename)."""
+    from mlflow.artifacts import download_artifacts
+
+    if complete(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        local = download_artifacts(dst_path=str(staging), **download)
+        try:
+            Path(local).rename(target)
+        except OSError:
+            if not complete(target):
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def fetch_model(registry: ModelRegistry, version: VersionInfo, cache_dir: Path) -> Path:
+    """A local copy of a version's model files (versions are immutable, so the cache never goes stale)."""
+    target = cache_dir / "models" / version.name / version.version
+    where = (
+        {"run_id": version.run_id, "artifact_path": MODEL_ARTIFACT}
+        if version.run_id
+        else {"artifact_uri": version.source}
+    )
+    return _cached_download(target, lambda t: (t / CONFIG_FILE).is_file(), tracking_uri=registry.tracking_uri, **where)
+
+
+def fetch_artifact_dir(registry: ModelRegistry, run_id: str, artifact: str, cache_dir: Path) -> Path:
+    """A local copy of one artifact folder of a run (e.g. the drift profile of a model version)."""
+    target = cache_dir / "runs" / run_id / artifact
+    return _cached_download(
+        target,
+        lambda t: t.is_dir() and any(t.iterdir()),
+        tracking_uri=registry.tracking_uri,
+        run_id=run_id,
+        artifact_path=artifact,
+    )
+
+
+def fetch_profile(registry: ModelRegistry, version: VersionInfo, cache_dir: Path) -> Path | None:
+    """A local copy of the drift profile stored with a version (`profile/` of its run); None for a version that
+    has no run (registered from elsewhere), which carries no profile."""
+    if not version.run_id:
+        return None
+    return fetch_artifact_dir(registry, version.run_id, PROFILE_ARTIFACT, cache_dir)
+
+
+def tag_names() -> dict[str, str]:
+    """Every tag constant of the contract (`TAG_*`, prefixes included) by name."""
+    return {name: value for name, value in globals().items() if name.startswith("TAG_") and isinstance(value, str)}
