@@ -687,20 +687,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Exit 0: validation passed; 1: it failed (the report says which expectations); 2: unknown snapshot or suite,
     or a bad argument."""
     from airflow_provider_llmops.core.store import check_dataset_name, check_snapshot_id
-    from airflow_provider_llmops.core.validation import choose_suite, validate_snapshot
+    from airflow_provider_llmops.core.validation import choose_configured_suite, validate_snapshot
     from airflow_provider_llmops.errors import LLMOpsError
     from airflow_provider_llmops.operators._common import open_store
 
     try:
         settings = _cli_settings(args)
         check_dataset_name(args.dataset)
-        choice = choose_suite(
-            args.suite,
-            args.dataset,
-            dataset_suites=settings.dataset_suites,
-            default_suite=settings.default_suite,
-            dirs=settings.suites_dirs,
-        )
+        choice = choose_configured_suite(args.suite, args.dataset, settings)
         store = open_store(settings.store_uri, settings.store_conn_id)
         snapshot_id = check_snapshot_id(args.snapshot) if args.snapshot else _newest_snapshot(store, args.dataset)
         done = validate_snapshot(store, args.dataset, snapshot_id, choice)

@@ -119,10 +119,7 @@ class GateSpec:
             return cls()
         if not isinstance(d, Mapping):
             raise ConfigurationError(f"GateSpec.from_dict expects a mapping, got {type(d).__name__}")
-        allowed = [f.name for f in fields(cls)]
-        unknown = sorted(str(key) for key in d if key not in allowed)
-        if unknown:
-            raise ConfigurationError(f"unknown GateSpec key(s): {', '.join(unknown)} (allowed: {', '.join(allowed)})")
+        _check_keys(d)
         return cls(**dict(d))
 
     def to_dict(self) -> dict[str, Any]:
@@ -344,6 +341,14 @@ def decide(
 # ---- run-time overrides --------------------------------------------------------------------------------------
 
 
+def _check_keys(d: Mapping[str, Any]) -> None:
+    """Refuse keys that are not GateSpec fields, naming the allowed ones."""
+    allowed = [f.name for f in fields(GateSpec)]
+    unknown = sorted(str(key) for key in d if key not in allowed)
+    if unknown:
+        raise ConfigurationError(f"unknown GateSpec key(s): {', '.join(unknown)} (allowed: {', '.join(allowed)})")
+
+
 def merge_gate(base: GateSpec, request: Mapping[str, Any] | None) -> GateSpec:
     """`base` with the fields of a (partial) run-time `request` applied: scalar fields replace, `guards` and
     `floors` merge key by key (a key set to None removes it). Unknown keys or invalid values raise
@@ -352,10 +357,7 @@ def merge_gate(base: GateSpec, request: Mapping[str, Any] | None) -> GateSpec:
         return base
     if not isinstance(request, Mapping):
         raise ConfigurationError(f"a gate override must be a mapping of GateSpec fields, got {type(request).__name__}")
-    allowed = [f.name for f in fields(GateSpec)]
-    unknown = sorted(str(key) for key in request if key not in allowed)
-    if unknown:
-        raise ConfigurationError(f"unknown GateSpec key(s): {', '.join(unknown)} (allowed: {', '.join(allowed)})")
+    _check_keys(request)
     merged = base.to_dict()
     for key, value in request.items():
         if key in ("guards", "floors"):

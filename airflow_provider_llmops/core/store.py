@@ -30,13 +30,20 @@ PROFILE_MARKER = "profile.json"
 PROFILE_FILES = ("token_seen.npy", "embedding_sample.npy", PROFILE_MARKER)
 EVALUATION_MARKER = "evaluation.json"
 
-_DATASET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# One rule for every name that becomes a path segment (datasets, suites, evaluation keys): 1-128 letters, digits,
+# '_', '-' or '.', starting with a letter or digit, never '..'. Also the JSON-schema pattern of the dataset Param.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+_NAME_RE = re.compile(NAME_PATTERN)
 _SNAPSHOT_RE = re.compile(r"^[0-9a-f]{16,64}$")
-_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def is_valid_name(value: object) -> bool:
+    """Whether `value` is a safe name (whole-string match: a trailing newline is not allowed)."""
+    return isinstance(value, str) and _NAME_RE.fullmatch(value) is not None and ".." not in value
 
 
 def check_dataset_name(dataset: str) -> str:
-    if not isinstance(dataset, str) or not _DATASET_RE.match(dataset) or ".." in dataset:
+    if not is_valid_name(dataset):
         raise ConfigurationError(
             f"invalid dataset name {dataset!r}: use 1-128 letters, digits, '_', '-' or '.', "
             "starting with a letter or digit"
@@ -318,7 +325,7 @@ class DatasetStore:
     # --- evaluations: <store>/evaluations/<model>/<key>/, committed by evaluation.json ---------------------
 
     def _evaluation_prefix(self, model: str, key: str) -> str:
-        if not _KEY_RE.match(key) or ".." in key:
+        if not is_valid_name(key):
             raise ConfigurationError(f"invalid evaluation key {key!r}")
         return f"evaluations/{check_dataset_name(model)}/{key}"
 
@@ -341,4 +348,4 @@ class DatasetStore:
     def list_evaluations(self, model: str) -> list[str]:
         """Keys of the committed evaluations of a model."""
         keys = self._backend.list_dirs(f"evaluations/{check_dataset_name(model)}")
-        return [k for k in keys if _KEY_RE.match(k) and self.read_evaluation_bytes(model, k) is not None]
+        return [k for k in keys if is_valid_name(k) and self.read_evaluation_bytes(model, k) is not None]

@@ -22,19 +22,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_llmops.core.store import NAME_PATTERN, is_valid_name
 from airflow_provider_llmops.errors import ConfigurationError
 from airflow_provider_llmops.resources import expectations_dir
 
 DERIVED_COLUMNS = ("text_length", "text_words")
-SUITE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
-_SUITE_NAME_RE = re.compile(SUITE_NAME_PATTERN)
+SUITE_NAME_PATTERN = NAME_PATTERN
 # conditions an expectation's "when" may name, and the note written when the batch does not meet them
 CONDITIONS = {"labelled": "skipped: the batch has no labels (its label column is empty)"}
 # why a suite was chosen (SuiteChoice.source)
@@ -43,7 +42,7 @@ BY_ARGUMENT, BY_DATASET_SUITES, BY_DEFAULT_SUITE = "argument", "dataset_suites",
 
 def check_suite_name(name: str) -> str:
     """`name` itself when it is a valid suite name; a `ConfigurationError` otherwise (paths are not names)."""
-    if not isinstance(name, str) or not _SUITE_NAME_RE.fullmatch(name) or ".." in name:
+    if not is_valid_name(name):
         raise ConfigurationError(
             f"invalid suite name {name!r}: a suite is chosen by name (1-128 letters, digits, '_', '-' or '.', no '..'),"
             " never by path; put the suite file <name>.json in one of the [llmops] suites_dirs folders"
@@ -71,7 +70,7 @@ def available_suites(dirs: Sequence[str | Path] | None = None) -> dict[str, Path
             continue
         for candidate in sorted(folder.glob("*.json")):
             name = candidate.stem
-            if name in found or not _SUITE_NAME_RE.fullmatch(name) or ".." in name:
+            if name in found or not is_valid_name(name):
                 continue
             real = _inside(candidate, folder)
             if real is not None:
@@ -166,6 +165,21 @@ def choose_suite(
     else:
         name, source = default_suite, BY_DEFAULT_SUITE
     return SuiteChoice(name=name, source=source, path=str(resolve_suite(name, dirs)))
+
+
+def choose_configured_suite(
+    argument: str | None, dataset: str, settings: Any, allowed: Iterable[str] | None = None
+) -> SuiteChoice:
+    """`choose_suite` with the `[llmops]` settings (`settings.Settings`: dataset_suites, default_suite,
+    suites_dirs), as the operator and the CLI both call it."""
+    return choose_suite(
+        argument,
+        dataset,
+        dataset_suites=settings.dataset_suites,
+        default_suite=settings.default_suite,
+        dirs=settings.suites_dirs,
+        allowed=allowed,
+    )
 
 
 def _exception_message(info: dict[str, Any]) -> str | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param
 
-DATASET_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+from airflow_provider_llmops.core.store import NAME_PATTERN as DATASET_PATTERN
 
 
 def dataset_param(default: str, description: str) -> Param:

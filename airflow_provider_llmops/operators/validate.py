@@ -63,20 +63,12 @@ class ValidateBatchOperator(LLMOpsBaseOperator):
         from airflow.sdk.exceptions import AirflowSkipException
 
         from airflow_provider_llmops.assets import validated_asset
-        from airflow_provider_llmops.core.validation import choose_suite, validate_snapshot
+        from airflow_provider_llmops.core.validation import choose_configured_suite, validate_snapshot
         from airflow_provider_llmops.errors import ConfigurationError, ValidationFailedError
 
         if self.on_failure not in ON_FAILURE:
             raise ConfigurationError(f"on_failure must be one of {ON_FAILURE}, got {self.on_failure!r}")
-        settings = self.settings
-        choice = choose_suite(
-            self.suite,
-            self.dataset,
-            dataset_suites=settings.dataset_suites,
-            default_suite=settings.default_suite,
-            dirs=settings.suites_dirs,
-            allowed=self.allowed_suites,
-        )
+        choice = choose_configured_suite(self.suite, self.dataset, self.settings, allowed=self.allowed_suites)
         store = self.store
         ref = store.ref(self.dataset, self.snapshot_id)
         self._lineage = {"snapshot_uri": ref.uri}

@@ -93,3 +93,15 @@ def test_s3_store_needs_a_client():
         DatasetStore("s3://bucket/prefix")
     with pytest.raises(ConfigurationError, match="unsupported store"):
         DatasetStore("gs://bucket")
+
+
+def test_names_are_matched_whole_one_rule_for_datasets_and_suites():
+    from airflow_provider_llmops.core.store import check_dataset_name
+    from airflow_provider_llmops.core.validation import check_suite_name
+    from airflow_provider_llmops.errors import ConfigurationError
+
+    for check in (check_dataset_name, check_suite_name):
+        assert check("tickets_v2.1") == "tickets_v2.1"
+        for bad in ("tickets\n", "a..b", "../x", "", "-x"):
+            with pytest.raises(ConfigurationError):
+                check(bad)
