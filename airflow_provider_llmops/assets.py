@@ -98,7 +98,7 @@ def convert_mlflow_asset_to_openlineage(asset: Any, lineage_context: Any) -> Any
 
 def emit_champion_event(context: Any, model_name: str, tracking_uri: str, extra: dict[str, Any]) -> bool:
     """Add a champion-changed event to the `llmops_champion` alias when the task declares it as an outlet."""
-    from airflow_provider_llmops.core.registry import tracking_host
+    from airflow_provider_llmops.core.model.registry import tracking_host
 
     events = context.get("outlet_events") if hasattr(context, "get") else None
     task = context.get("task") if hasattr(context, "get") else None

@@ -280,7 +280,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _champion_metrics(tags: dict[str, str]) -> str:
     """The overall `llmops.eval.*` tags of a version for one line: numbers to 4 decimals, anything else (a flag
     such as `fairness_measured`, an unmeasured `None`) as it is."""
-    from airflow_provider_llmops.core.contract import TAG_EVAL_PREFIX
+    from airflow_provider_llmops.core.model.contract import TAG_EVAL_PREFIX
 
     prefix = TAG_EVAL_PREFIX
     metrics = {k[len(prefix) :]: v for k, v in tags.items() if k.startswith(prefix) and "." not in k[len(prefix) :]}
@@ -341,9 +341,9 @@ def cmd_mlflow(args: argparse.Namespace) -> int:
 
 def cmd_drift(args: argparse.Namespace) -> int:
     """Exit 0: no drift; 1: drift; 2: bad input (the message says what and where)."""
-    from airflow_provider_llmops.core import drift as D
-    from airflow_provider_llmops.core.batches import iter_chunks
-    from airflow_provider_llmops.core.profile import ReferenceProfile, ScoreOptions, build_profile, score
+    from airflow_provider_llmops.core.data.batches import iter_chunks
+    from airflow_provider_llmops.core.drift import statistics as D
+    from airflow_provider_llmops.core.drift.profile import ReferenceProfile, ScoreOptions, build_profile, score
     from airflow_provider_llmops.core.report_html import render
     from airflow_provider_llmops.errors import LLMOpsError
 
@@ -400,7 +400,7 @@ UNKEYED_MODE = (
 def _audit_registry(settings: Any, home: Path) -> tuple[Any, str]:
     """(registry or None, where) to read the anchors from: the operators' registry (`[llmops] mlflow_conn_id`, else
     `mlflow_tracking_uri`, else the embedded SQLite store under <home>/mlflow; None when that does not exist)."""
-    from airflow_provider_llmops.core.registry import MlflowConfig, ModelRegistry
+    from airflow_provider_llmops.core.model.registry import MlflowConfig, ModelRegistry
 
     if settings.mlflow_conn_id:
         from airflow_provider_llmops.hooks.mlflow import MlflowHook
@@ -417,7 +417,7 @@ def _read_anchors(registry: Any, models: list[str], scan_registry: bool) -> tupl
     """({model: anchor} for the models that have one, [models without one]): `models`, plus (with
     `scan_registry`) every registered model carrying the anchor tag, so a model whose records were all cut off is
     still checked."""
-    from airflow_provider_llmops.core.contract import TAG_AUDIT_HEAD
+    from airflow_provider_llmops.core.model.contract import TAG_AUDIT_HEAD
 
     client = registry.client
     names = list(models)
@@ -448,7 +448,7 @@ def _read_anchors(registry: Any, models: list[str], scan_registry: bool) -> tupl
 def _audit_verify(args: argparse.Namespace, path: Path) -> int:
     """Verify the chain (and the HMACs with the key of `--conn-id` / `[llmops] audit_conn_id`), then compare the
     registry's anchors (`llmops.audit_head` of each model) with the file. Prints what it proved; never the key."""
-    from airflow_provider_llmops.core import audit
+    from airflow_provider_llmops.core.governance import audit
     from airflow_provider_llmops.errors import LLMOpsError
     from airflow_provider_llmops.settings import load_settings
 
@@ -535,7 +535,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     without the key, anchors unreadable). `audit show`: the last records, one per line."""
     from collections import deque
 
-    from airflow_provider_llmops.core import audit
+    from airflow_provider_llmops.core.governance import audit
 
     path = Path(args.path).expanduser() if args.path else audit.default_audit_path(_state_home(args))
     if not path.is_file():
@@ -630,10 +630,10 @@ def _source_kwargs(conn_id: str | None, source: str) -> dict[str, Any]:
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Exit 0: the snapshot committed with accepted rows; 1: every row was quarantined (the snapshot commits, with
     its quarantine); 2: the source is unusable or refused, or an argument is bad."""
-    from airflow_provider_llmops.core.ingest import ingest
-    from airflow_provider_llmops.core.records import ColumnMapping
-    from airflow_provider_llmops.core.sources import read_source
-    from airflow_provider_llmops.core.store import check_dataset_name
+    from airflow_provider_llmops.core.data.ingest import ingest
+    from airflow_provider_llmops.core.data.records import ColumnMapping
+    from airflow_provider_llmops.core.data.sources import read_source
+    from airflow_provider_llmops.core.data.store import check_dataset_name
     from airflow_provider_llmops.errors import LLMOpsError
     from airflow_provider_llmops.operators._common import open_store
 
@@ -686,8 +686,8 @@ def _newest_snapshot(store: Any, dataset: str) -> str:
 def cmd_validate(args: argparse.Namespace) -> int:
     """Exit 0: validation passed; 1: it failed (the report says which expectations); 2: unknown snapshot or suite,
     or a bad argument."""
-    from airflow_provider_llmops.core.store import check_dataset_name, check_snapshot_id
-    from airflow_provider_llmops.core.validation import choose_configured_suite, validate_snapshot
+    from airflow_provider_llmops.core.data.store import check_dataset_name, check_snapshot_id
+    from airflow_provider_llmops.core.data.validation import choose_configured_suite, validate_snapshot
     from airflow_provider_llmops.errors import LLMOpsError
     from airflow_provider_llmops.operators._common import open_store
 
@@ -729,9 +729,9 @@ def _reference_frame(args: argparse.Namespace, settings: Any) -> tuple[Any, str,
 
     import pandas as pd
 
-    from airflow_provider_llmops.core.ingest import build_batch
-    from airflow_provider_llmops.core.records import ColumnMapping
-    from airflow_provider_llmops.core.sources import SourceBlob, detect_format
+    from airflow_provider_llmops.core.data.ingest import build_batch
+    from airflow_provider_llmops.core.data.records import ColumnMapping
+    from airflow_provider_llmops.core.data.sources import SourceBlob, detect_format
     from airflow_provider_llmops.errors import ConfigurationError, SourceError
     from airflow_provider_llmops.operators._common import open_store
 
@@ -766,8 +766,8 @@ def _reference_frame(args: argparse.Namespace, settings: Any) -> tuple[Any, str,
 
 def cmd_suite_init(args: argparse.Namespace) -> int:
     """Profile a reference batch into a starter suite; exit 0 written, 2 refused (bad input, exists, shadowed)."""
-    from airflow_provider_llmops.core.suite_init import build_suite, write_suite
-    from airflow_provider_llmops.core.validation import available_suites, check_suite_name
+    from airflow_provider_llmops.core.data.suite_init import build_suite, write_suite
+    from airflow_provider_llmops.core.data.validation import available_suites, check_suite_name
     from airflow_provider_llmops.errors import ConfigurationError, LLMOpsError
 
     try:

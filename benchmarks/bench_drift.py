@@ -45,7 +45,7 @@ def make_parquet(source: Path, target: Path, rows: int, seed: int) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from airflow_provider_llmops.core.features import TextFeaturizer, load_tokenizer
+    from airflow_provider_llmops.core.drift.features import TextFeaturizer, load_tokenizer
 
     base = [json.loads(line) for line in source.read_text().splitlines()]
     rng = random.Random(seed)
@@ -69,8 +69,8 @@ def make_parquet(source: Path, target: Path, rows: int, seed: int) -> None:
 
 
 def step_build(reference: str, out: str) -> dict:
-    from airflow_provider_llmops.core.batches import iter_chunks
-    from airflow_provider_llmops.core.profile import build_profile
+    from airflow_provider_llmops.core.data.batches import iter_chunks
+    from airflow_provider_llmops.core.drift.profile import build_profile
 
     start = time.perf_counter()
     profile = build_profile(
@@ -81,8 +81,8 @@ def step_build(reference: str, out: str) -> dict:
 
 
 def step_score(profile_dir: str, current: str, embeddings: str) -> dict:
-    from airflow_provider_llmops.core.batches import iter_chunks
-    from airflow_provider_llmops.core.profile import ReferenceProfile, ScoreOptions, score
+    from airflow_provider_llmops.core.data.batches import iter_chunks
+    from airflow_provider_llmops.core.drift.profile import ReferenceProfile, ScoreOptions, score
 
     profile = ReferenceProfile.load(profile_dir)
     rows = int(embeddings) if embeddings != "0" else 0
@@ -108,7 +108,7 @@ def step_same_columns(reference: str, current: str) -> dict:
     """Our statistics on exactly Evidently's columns (no tokenizer: the length columns are precomputed)."""
     import pyarrow.parquet as pq
 
-    from airflow_provider_llmops.core import drift as D
+    from airflow_provider_llmops.core.drift import statistics as D
 
     start = time.perf_counter()
     ref = pq.read_table(reference, columns=NUMERIC + CATEGORICAL)

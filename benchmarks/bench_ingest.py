@@ -35,9 +35,9 @@ def make_batch(path: Path, rows: int) -> None:
 def step(kind: str, source: str, out: str) -> None:
     start = time.perf_counter()
     if kind == "llmops":
-        from airflow_provider_llmops.core.ingest import ingest
-        from airflow_provider_llmops.core.sources import read_source
-        from airflow_provider_llmops.core.store import DatasetStore
+        from airflow_provider_llmops.core.data.ingest import ingest
+        from airflow_provider_llmops.core.data.sources import read_source
+        from airflow_provider_llmops.core.data.store import DatasetStore
 
         blob = read_source(source, allowed_roots=[str(Path(source).parent)])
         result = ingest(blob, DatasetStore(out), "bench")

@@ -98,8 +98,8 @@ def bare_loop(
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
-    from airflow_provider_llmops.core.features import default_model_dir
-    from airflow_provider_llmops.core.training import _order, pick_device, seed_everything
+    from airflow_provider_llmops.core.drift.features import default_model_dir
+    from airflow_provider_llmops.core.model.training import _order, pick_device, seed_everything
 
     base = str(default_model_dir())
     seed_everything(args.seed)
@@ -161,7 +161,7 @@ def bare_loop(
 
 
 def ours_loop(rows: list[dict[str, Any]], args: argparse.Namespace, steps: int, work: Path) -> dict[str, float]:
-    from airflow_provider_llmops.core.training import train
+    from airflow_provider_llmops.core.model.training import train
 
     config = _config(args, steps)
     started = time.perf_counter()
@@ -178,7 +178,7 @@ def ours_loop(rows: list[dict[str, Any]], args: argparse.Namespace, steps: int, 
 
 
 def _config(args: argparse.Namespace, steps: int) -> Any:
-    from airflow_provider_llmops.core.training import TrainConfig
+    from airflow_provider_llmops.core.model.training import TrainConfig
 
     return TrainConfig(
         seed=args.seed,
@@ -213,7 +213,7 @@ def _timed(module: Any, name: str, bucket: dict[str, float], label: str) -> Call
 
 
 def operator_run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
-    from airflow_provider_llmops.core import train_job
+    from airflow_provider_llmops.core.model import train_job
     from airflow_provider_llmops.operators import _common
 
     source = home / "incoming" / "bench.jsonl"
@@ -313,7 +313,7 @@ def main() -> None:
 def run(args: argparse.Namespace, home: Path, wall_start: float) -> None:
     import torch
 
-    from airflow_provider_llmops.core.training import split_rows
+    from airflow_provider_llmops.core.model.training import split_rows
 
     rows = usable(load_rows(args.rows))
     train_rows, val_rows = split_rows(rows, args.seed, args.validation_fraction)

@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param
 
-from airflow_provider_llmops.core.store import NAME_PATTERN as DATASET_PATTERN
+from airflow_provider_llmops.core.data.store import NAME_PATTERN as DATASET_PATTERN
 
 
 def dataset_param(default: str, description: str) -> Param:

@@ -136,7 +136,7 @@ def _suites_allowed(suite: str | None, allowed_suites: Sequence[str] | None) -> 
 def _suite_param(suite: str | None, allowed: list[str]) -> Param:
     """The `suite` Param: empty = by configuration; otherwise one of the suite NAMES the author allowed (never a
     path), checked again at run time against the configured suites folders."""
-    from airflow_provider_llmops.core.validation import check_suite_name
+    from airflow_provider_llmops.core.data.validation import check_suite_name
 
     default = check_suite_name(suite) if suite else ""
     for name in allowed:

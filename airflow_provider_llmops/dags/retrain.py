@@ -123,7 +123,7 @@ def build_retrain_dag(
 
         @task.branch(task_id="should_retrain")
         def should_retrain(params: dict[str, Any] | None = None, triggering_asset_events: Any = None) -> str:
-            from airflow_provider_llmops.core.retrain_decision import decide_retrain
+            from airflow_provider_llmops.core.governance.retrain_decision import decide_retrain
             from airflow_provider_llmops.operators._common import open_registry, open_store
             from airflow_provider_llmops.settings import load_settings
 

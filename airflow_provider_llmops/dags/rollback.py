@@ -38,7 +38,7 @@ def build_rollback_dag(
 ) -> DAG:
     """Build the DAG. `model_name` defaults to `[llmops] model_name`; `gate` (GateSpec fields) is the gate a
     never-champion target must pass against the current champion."""
-    from airflow_provider_llmops.core.promote_job import MIN_REASON_LENGTH
+    from airflow_provider_llmops.core.governance.promote_job import MIN_REASON_LENGTH
     from airflow_provider_llmops.settings import load_settings
 
     settings = load_settings()

@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_llmops.core.registry import MlflowConfig, ModelRegistry
+from airflow_provider_llmops.core.model.registry import MlflowConfig, ModelRegistry
 from airflow_provider_llmops.errors import ConfigurationError
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_llmops.core.s3 import S3Config, make_client
+from airflow_provider_llmops.core.data.s3 import S3Config, make_client
 
 
 class ObjectStoreHook(BaseHook):

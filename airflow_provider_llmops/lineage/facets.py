@@ -77,7 +77,7 @@ def model_version_dataset(tracking_uri: str, name: str, version: str, output: bo
     `models/<name>/versions/<n>`."""
     from openlineage.client.event_v2 import InputDataset, OutputDataset
 
-    from airflow_provider_llmops.core.registry import model_version_dataset as naming
+    from airflow_provider_llmops.core.model.registry import model_version_dataset as naming
 
     namespace, dataset = naming(tracking_uri, name, version)
     return (OutputDataset if output else InputDataset)(namespace=namespace, name=dataset)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_llmops.core.store import DatasetStore
+from airflow_provider_llmops.core.data.store import DatasetStore
 
 if TYPE_CHECKING:
-    from airflow_provider_llmops.core.audit import AuditTrail
+    from airflow_provider_llmops.core.governance.audit import AuditTrail
     from airflow_provider_llmops.settings import Settings
 
 
 def s3_client_for(conn_id: str | None) -> Any:
     """A boto3 S3 client from an `llmops_s3` connection, or from boto3's default chain when none is named."""
-    from airflow_provider_llmops.core.s3 import S3Config, make_client
+    from airflow_provider_llmops.core.data.s3 import S3Config, make_client
 
     if not conn_id:
         return make_client(S3Config())
@@ -43,7 +43,7 @@ def run_info(context: Any) -> dict[str, Any]:
 def open_registry(mlflow_conn_id: str | None = None) -> Any:
     """The MLflow registry: from an `llmops_mlflow` connection, else `[llmops] mlflow_tracking_uri`, else the
     embedded SQLite store under `<home>/mlflow`."""
-    from airflow_provider_llmops.core.registry import MlflowConfig, ModelRegistry, default_config
+    from airflow_provider_llmops.core.model.registry import MlflowConfig, ModelRegistry, default_config
     from airflow_provider_llmops.settings import load_settings
 
     settings = load_settings()
@@ -88,14 +88,15 @@ def audit_key(conn_id: str) -> bytes:
 def registry_anchor(registry: Any, model_name: str | None = None) -> Any:
     """An `AuditTrail` anchor that writes each record's head (`<seq>:<hash>`) to the tag `llmops.audit_head` of
     the registered model the record is about (`data["model"]`, else `model_name`; neither: nothing is written)."""
-    from airflow_provider_llmops.core.audit import ANCHOR_TAG, anchor_value
+    from airflow_provider_llmops.core.governance.audit import anchor_value
+    from airflow_provider_llmops.core.model.contract import TAG_AUDIT_HEAD
 
     def anchor(record: dict[str, Any]) -> None:
         data = record.get("data")
         name = data.get("model") if isinstance(data, dict) else None
         name = name if isinstance(name, str) and name else model_name
         if name:
-            registry.client.set_registered_model_tag(name, ANCHOR_TAG, anchor_value(record))
+            registry.client.set_registered_model_tag(name, TAG_AUDIT_HEAD, anchor_value(record))
 
     return anchor
 
@@ -104,7 +105,7 @@ def open_audit(settings: Settings, registry: Any = None, model_name: str | None 
     """The audit trail every operator appends to: `<home>/audit/audit.jsonl`, keyed with the password of
     `[llmops] audit_conn_id` (read lazily, at the first append) when set, else a plain hash chain (the embedded
     default); with `registry`, each record's head is anchored on its model's `llmops.audit_head` tag."""
-    from airflow_provider_llmops.core.audit import AuditTrail, default_audit_path
+    from airflow_provider_llmops.core.governance.audit import AuditTrail, default_audit_path
 
     conn_id = settings.audit_conn_id
     key = (lambda: audit_key(conn_id)) if conn_id else None

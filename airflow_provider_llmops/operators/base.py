@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 if TYPE_CHECKING:
-    from airflow_provider_llmops.core.audit import AuditTrail
-    from airflow_provider_llmops.core.store import DatasetStore
+    from airflow_provider_llmops.core.data.store import DatasetStore
+    from airflow_provider_llmops.core.governance.audit import AuditTrail
     from airflow_provider_llmops.settings import Settings
 
 NONE_STRINGS = (None, "", "None")

@@ -81,8 +81,8 @@ class DriftScoreOperator(LLMOpsBaseOperator):
         self.use_champion = use_champion
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_llmops.core import drift as D
-        from airflow_provider_llmops.core.drift_job import (
+        from airflow_provider_llmops.core.drift import statistics as D
+        from airflow_provider_llmops.core.drift.job import (
             ProfileSettings,
             ensure_profile,
             latest_passed,
@@ -90,8 +90,8 @@ class DriftScoreOperator(LLMOpsBaseOperator):
             score_snapshot,
             summary,
         )
-        from airflow_provider_llmops.core.metrics import drift_registry, export
-        from airflow_provider_llmops.core.profile import ScoreOptions
+        from airflow_provider_llmops.core.drift.metrics import drift_registry, export
+        from airflow_provider_llmops.core.drift.profile import ScoreOptions
 
         settings = self.settings
         store = self.store
@@ -186,14 +186,14 @@ def _champion_profile(model_name: str, registry: Any, cache_dir: Any) -> tuple[A
     (artifact `profile/`) and its classifier for the predicted-label feature; None without a champion."""
     import dataclasses
 
-    from airflow_provider_llmops.core.contract import (
+    from airflow_provider_llmops.core.drift.profile import ReferenceProfile
+    from airflow_provider_llmops.core.model.contract import (
         CHAMPION,
         PROFILE_ARTIFACT,
         TOKENIZER_FILE,
         fetch_artifact_dir,
         fetch_model,
     )
-    from airflow_provider_llmops.core.profile import ReferenceProfile
 
     version = registry.alias(model_name, CHAMPION)
     if version is None:
@@ -207,7 +207,7 @@ def _champion_profile(model_name: str, registry: Any, cache_dir: Any) -> tuple[A
     profile = dataclasses.replace(
         profile, tokenizer=dataclasses.replace(profile.tokenizer, path=str(model_dir / TOKENIZER_FILE))
     )
-    from airflow_provider_llmops.core.drift_job import champion_predictor
+    from airflow_provider_llmops.core.model.modeling import champion_predictor
 
     predictor = champion_predictor(profile, model_dir)  # at the max_length the profile's predictions were made at
     return profile, predictor, (registry.tracking_uri, model_name, version)

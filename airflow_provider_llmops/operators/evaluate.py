@@ -61,7 +61,7 @@ class EvaluateModelOperator(LLMOpsBaseOperator):
         self.min_group_size = min_group_size
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_llmops.core.evaluate_job import evaluate
+        from airflow_provider_llmops.core.model.evaluate_job import evaluate
         from airflow_provider_llmops.links import push_links
 
         settings = self.settings

@@ -94,9 +94,9 @@ class IngestBatchOperator(LLMOpsBaseOperator):
         return conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_llmops.core.ingest import ingest
-        from airflow_provider_llmops.core.records import ColumnMapping
-        from airflow_provider_llmops.core.sources import read_source, redact
+        from airflow_provider_llmops.core.data.ingest import ingest
+        from airflow_provider_llmops.core.data.records import ColumnMapping
+        from airflow_provider_llmops.core.data.sources import read_source, redact
         from airflow_provider_llmops.errors import NoValidRowsError
         from airflow_provider_llmops.operators._common import run_info
 
@@ -158,7 +158,7 @@ class IngestBatchOperator(LLMOpsBaseOperator):
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         from airflow.providers.openlineage.extractors import OperatorLineage
 
-        from airflow_provider_llmops.core.sources import redact
+        from airflow_provider_llmops.core.data.sources import redact
         from airflow_provider_llmops.lineage import facets as F
 
         source = self._lineage.get("source_location") or self._lineage.get("source_uri") or redact(self.source_uri)

@@ -62,7 +62,7 @@ class PromoteModelOperator(LLMOpsBaseOperator):
         self.fail_on_reject = fail_on_reject
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_llmops.core.promote_job import promote
+        from airflow_provider_llmops.core.governance.promote_job import promote
         from airflow_provider_llmops.errors import ConfigurationError, GateRejectedError
         from airflow_provider_llmops.links import push_links
 
@@ -123,7 +123,7 @@ class PromoteModelOperator(LLMOpsBaseOperator):
 
 def _resolve(gate: Any, override: Any, allow: bool) -> Any:
     """The author's gate with the run-time override merged in (see `core.gate.resolve_gate`)."""
-    from airflow_provider_llmops.core.gate import GateOverrideRefused, resolve_gate
+    from airflow_provider_llmops.core.governance.gate import GateOverrideRefused, resolve_gate
     from airflow_provider_llmops.errors import ConfigurationError
 
     try:

@@ -56,8 +56,8 @@ class RollbackModelOperator(LLMOpsBaseOperator):
         self.gate = gate or {}
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_llmops.core.gate import GateSpec
-        from airflow_provider_llmops.core.promote_job import rollback
+        from airflow_provider_llmops.core.governance.gate import GateSpec
+        from airflow_provider_llmops.core.governance.promote_job import rollback
         from airflow_provider_llmops.errors import ConfigurationError
         from airflow_provider_llmops.links import push_links
         from airflow_provider_llmops.operators.promote import _run

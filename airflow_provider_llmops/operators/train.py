@@ -73,7 +73,7 @@ class FineTuneOperator(LLMOpsBaseOperator):
         self.embedding_sample = embedding_sample
 
     def _config(self) -> Any:
-        from airflow_provider_llmops.core.training import TrainConfig
+        from airflow_provider_llmops.core.model.training import TrainConfig
 
         values = dict(self.as_json(self.training, "training") or {})
         values["task"] = self.model_task
@@ -87,8 +87,8 @@ class FineTuneOperator(LLMOpsBaseOperator):
         return TrainConfig.from_dict(values)
 
     def _snapshots(self, store: Any) -> list[Any]:
-        from airflow_provider_llmops.core.drift_job import passed_snapshots
-        from airflow_provider_llmops.core.train_job import SnapshotSel
+        from airflow_provider_llmops.core.drift.job import passed_snapshots
+        from airflow_provider_llmops.core.model.train_job import SnapshotSel
         from airflow_provider_llmops.errors import ConfigurationError
 
         given = self.snapshots or []
@@ -106,7 +106,7 @@ class FineTuneOperator(LLMOpsBaseOperator):
         return selected
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_llmops.core.train_job import train_and_register, train_key
+        from airflow_provider_llmops.core.model.train_job import train_and_register, train_key
         from airflow_provider_llmops.links import push_links
         from airflow_provider_llmops.operators._common import run_info
 

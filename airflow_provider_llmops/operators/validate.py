@@ -63,7 +63,7 @@ class ValidateBatchOperator(LLMOpsBaseOperator):
         from airflow.sdk.exceptions import AirflowSkipException
 
         from airflow_provider_llmops.assets import validated_asset
-        from airflow_provider_llmops.core.validation import choose_configured_suite, validate_snapshot
+        from airflow_provider_llmops.core.data.validation import choose_configured_suite, validate_snapshot
         from airflow_provider_llmops.errors import ConfigurationError, ValidationFailedError
 
         if self.on_failure not in ON_FAILURE:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_llmops.core.store import DatasetStore
+from airflow_provider_llmops.core.data.store import DatasetStore
 from tests.integration.dagrun import run_dag
 from tests.openlineage_spec import validate_event
 

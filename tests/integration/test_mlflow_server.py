@@ -24,8 +24,8 @@ from urllib.parse import urlparse
 import psycopg2
 import pytest
 
-from airflow_provider_llmops.core.audit import default_audit_path, verify
-from airflow_provider_llmops.core.registry import CHALLENGER, CHAMPION, PREVIOUS
+from airflow_provider_llmops.core.governance.audit import default_audit_path, verify
+from airflow_provider_llmops.core.model.contract import CHALLENGER, CHAMPION, PREVIOUS
 from airflow_provider_llmops.hooks.mlflow import MlflowHook
 from airflow_provider_llmops.operators.evaluate import EvaluateModelOperator
 from airflow_provider_llmops.operators.promote import PromoteModelOperator

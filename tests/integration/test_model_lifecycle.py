@@ -14,9 +14,10 @@ from urllib.parse import urlparse
 import pytest
 from openlineage.client.serde import Serde
 
-from airflow_provider_llmops.core.audit import default_audit_path, verify
-from airflow_provider_llmops.core.evaluate_job import EvaluationIntegrityError
-from airflow_provider_llmops.core.registry import CHALLENGER, CHAMPION, PREVIOUS, AliasConflict
+from airflow_provider_llmops.core.governance.audit import default_audit_path, verify
+from airflow_provider_llmops.core.model.contract import CHALLENGER, CHAMPION, PREVIOUS
+from airflow_provider_llmops.core.model.evaluate_job import EvaluationIntegrityError
+from airflow_provider_llmops.core.model.registry import AliasConflict
 from airflow_provider_llmops.errors import ConfigurationError
 from airflow_provider_llmops.operators._common import open_registry
 from airflow_provider_llmops.operators.evaluate import EvaluateModelOperator

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_llmops.core.s3 import S3Config, make_client
-from airflow_provider_llmops.core.store import DATA_FILE, DatasetStore
+from airflow_provider_llmops.core.data.s3 import S3Config, make_client
+from airflow_provider_llmops.core.data.store import DATA_FILE, DatasetStore
 from airflow_provider_llmops.errors import SourceError
 from airflow_provider_llmops.operators.ingest import IngestBatchOperator
 from tests.integration.dagrun import run_dag

@@ -88,8 +88,8 @@ def _gate_facet(outcome: RunOutcome) -> dict:
 def test_second_model_wins_on_the_drifted_batch_through_the_default_gate(
     airflow_db: Path, sample_dir: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    from airflow_provider_llmops.core.gate import GateSpec
-    from airflow_provider_llmops.core.retrain_decision import decide_retrain
+    from airflow_provider_llmops.core.governance.gate import GateSpec
+    from airflow_provider_llmops.core.governance.retrain_decision import decide_retrain
     from airflow_provider_llmops.operators._common import open_registry, open_store
     from airflow_provider_llmops.settings import load_settings
 

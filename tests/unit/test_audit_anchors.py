@@ -12,16 +12,10 @@ from types import SimpleNamespace
 import pytest
 
 from airflow_provider_llmops.cli import main
-from airflow_provider_llmops.core.audit import (
-    ANCHOR_TAG,
-    AuditError,
-    AuditTrail,
-    default_audit_path,
-    key_id,
-    records,
-    verify,
-)
-from airflow_provider_llmops.core.registry import ModelRegistry, default_config
+from airflow_provider_llmops.core.governance.audit import AuditTrail, default_audit_path, key_id, records, verify
+from airflow_provider_llmops.core.model.contract import TAG_AUDIT_HEAD
+from airflow_provider_llmops.core.model.registry import ModelRegistry, default_config
+from airflow_provider_llmops.errors import AuditError
 from airflow_provider_llmops.operators._common import open_audit
 from airflow_provider_llmops.settings import load_settings
 
@@ -60,7 +54,7 @@ def world(
 
 
 def _head(world: SimpleNamespace, model: str) -> str | None:
-    return world.registry.client.get_registered_model(model).tags.get(ANCHOR_TAG)
+    return world.registry.client.get_registered_model(model).tags.get(TAG_AUDIT_HEAD)
 
 
 def _verify(world: SimpleNamespace, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:

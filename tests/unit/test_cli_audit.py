@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_llmops.cli import main
-from airflow_provider_llmops.core.audit import AuditTrail, default_audit_path
+from airflow_provider_llmops.core.governance.audit import AuditTrail, default_audit_path
 
 
 def _write(path: Path, n: int) -> list[dict]:

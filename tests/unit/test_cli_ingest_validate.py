@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_llmops import cli
-from airflow_provider_llmops.core.store import DatasetStore
+from airflow_provider_llmops.core.data.store import DatasetStore
 from tests.conftest import run_cli
 
 CATEGORIES = {

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_llmops.core.audit import AuditError
-from airflow_provider_llmops.core.drift import DriftRules
-from airflow_provider_llmops.core.gate import GateSpec
-from airflow_provider_llmops.core.records import ColumnMapping
-from airflow_provider_llmops.errors import ConfigurationError, LLMOpsError
+from airflow_provider_llmops.core.data.records import ColumnMapping
+from airflow_provider_llmops.core.drift.statistics import DriftRules
+from airflow_provider_llmops.core.governance.gate import GateSpec
+from airflow_provider_llmops.errors import AuditError, ConfigurationError, LLMOpsError
 
 
 @pytest.mark.parametrize(

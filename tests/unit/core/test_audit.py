@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_llmops.core.audit import (
+from airflow_provider_llmops.core.governance.audit import (
     GENESIS_HASH,
-    AuditError,
     AuditTrail,
     anchor_value,
     check_anchors,
@@ -25,6 +24,7 @@ from airflow_provider_llmops.core.audit import (
     redact,
     verify,
 )
+from airflow_provider_llmops.errors import AuditError
 
 
 def _trail(path: Path, n: int = 5) -> list[dict]:

@@ -1,4 +1,4 @@
-"""The MLflow contract has one owner: `core/contract.py` names every alias, `llmops.*` tag and artifact."""
+"""The MLflow contract has one owner: `core/model/contract.py` names every alias, `llmops.*` tag and artifact."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 import airflow_provider_llmops
-from airflow_provider_llmops.core import contract
+from airflow_provider_llmops.core.model import contract
 
 PACKAGE = Path(airflow_provider_llmops.__file__).parent
-SCANNED = sorted((PACKAGE / "core").glob("*.py")) + [PACKAGE / "cli.py"]
+SCANNED = sorted((PACKAGE / "core").rglob("*.py")) + [PACKAGE / "cli.py"]
 
 
 def test_every_tag_starts_with_the_prefix():
@@ -33,19 +33,6 @@ def test_aliases_and_artifacts_are_unique():
     assert len(set(contract.ALIASES)) == len(contract.ALIASES)
     artifacts = [contract.MODEL_ARTIFACT, contract.PROFILE_ARTIFACT, contract.PLOTS_ARTIFACT, contract.SPLIT_ARTIFACT]
     assert len(set(artifacts)) == len(artifacts)
-
-
-def test_old_modules_still_export_the_contract_names():
-    """Importers of the names from their old homes get the contract's objects."""
-    from airflow_provider_llmops.core import audit, evaluate_job, promote_job, registry, train_job
-
-    assert registry.CHAMPION is contract.CHAMPION and registry.TAG_TRAIN_KEY is contract.TAG_TRAIN_KEY
-    assert train_job.PROFILE_ARTIFACT is contract.PROFILE_ARTIFACT and train_job.TAG_SEED is contract.TAG_SEED
-    assert evaluate_job.fetch_model is contract.fetch_model
-    assert evaluate_job.fetch_artifact_dir is contract.fetch_artifact_dir
-    assert evaluate_job.TAG_EVALUATION_SHA256 is contract.TAG_EVALUATION_SHA256
-    assert promote_job.TAG_PROMOTED_AT is contract.TAG_PROMOTED_AT
-    assert audit.ANCHOR_TAG is contract.TAG_AUDIT_HEAD
 
 
 def _docstring_nodes(tree: ast.Module) -> set[int]:
@@ -73,12 +60,12 @@ def _tag_literals(path: Path) -> list[str]:
 
 @pytest.mark.parametrize("path", [p for p in SCANNED if p.name != "contract.py"], ids=lambda p: p.name)
 def test_no_tag_literal_outside_the_contract(path: Path):
-    assert _tag_literals(path) == [], f"name the tag in core/contract.py and import it: {_tag_literals(path)}"
+    assert _tag_literals(path) == [], f"name the tag in core/model/contract.py and import it: {_tag_literals(path)}"
 
 
 def test_the_scan_finds_tag_literals():
     """The scan sees the contract's own literals (f-string parts included elsewhere), not its docstring."""
-    found = _tag_literals(PACKAGE / "core" / "contract.py")
+    found = _tag_literals(PACKAGE / "core" / "model" / "contract.py")
     assert len(found) == len(contract.tag_names())
 
 
@@ -86,7 +73,7 @@ def test_loading_the_contract_imports_no_job_module():
     """Fetching a champion's profile needs only the contract (and the registry): no training or evaluation job."""
     code = (
         "import sys\n"
-        "import airflow_provider_llmops.core.contract\n"
+        "import airflow_provider_llmops.core.model.contract\n"
         "jobs = [m for m in sys.modules if m.endswith('_job') or m == 'mlflow' or m.startswith('mlflow.')]\n"
         "assert not jobs, jobs\n"
     )

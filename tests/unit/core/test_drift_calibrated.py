@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from airflow_provider_llmops.core import drift as D
+from airflow_provider_llmops.core.drift import statistics as D
 
 CALIBRATED = D.DriftRules(mode="calibrated")
 P_REF, P_SHIFT = [0.4, 0.3, 0.2, 0.1], [0.15, 0.25, 0.3, 0.3]

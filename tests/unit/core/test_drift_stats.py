@@ -9,7 +9,7 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy
 
-from airflow_provider_llmops.core import drift as D
+from airflow_provider_llmops.core.drift import statistics as D
 
 
 @pytest.mark.parametrize("seed", range(20))

@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from airflow_provider_llmops.core import drift_job
-from airflow_provider_llmops.core.profile import (
+from airflow_provider_llmops.core.drift.profile import (
     PROFILE_FILE,
     EmbeddingProfile,
     ReferenceProfile,
@@ -27,8 +26,9 @@ from airflow_provider_llmops.core.profile import (
     label_missing_check,
     score,
 )
-from airflow_provider_llmops.core.train_job import held_out_rows, rows_to_chunk
-from airflow_provider_llmops.core.training import split_of, split_rows
+from airflow_provider_llmops.core.model import modeling
+from airflow_provider_llmops.core.model.train_job import held_out_rows, rows_to_chunk
+from airflow_provider_llmops.core.model.training import split_of, split_rows
 from airflow_provider_llmops.errors import ConfigurationError
 from airflow_provider_llmops.resources import sample_data_dir
 
@@ -73,7 +73,7 @@ def blanked_profile(reference: list[dict[str, Any]]) -> ReferenceProfile:
 
 
 def test_a_batch_under_min_rows_is_never_drift_even_when_the_embedding_test_fires(full_profile, monkeypatch):
-    import airflow_provider_llmops.core.embedding as E
+    import airflow_provider_llmops.core.drift.embedding as E
 
     class FakeEncoder:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -211,19 +211,19 @@ def test_scoring_predicts_at_the_max_length_of_the_reference_predictions(referen
 
     rows = reference[:200]
     with_model = _profile(rows, predictor=lambda t: ["x"] * len(t), predictor_max_length=64)
-    assert drift_job.champion_predictor(with_model, "/m", loader=loader) is not None
+    assert modeling.champion_predictor(with_model, "/m", loader=loader) is not None
     assert calls == [{"model_dir": "/m", "max_length": 64}]  # not the classifier's default of 128
-    assert drift_job.champion_predictor(_profile(rows), "/m", loader=loader) is None and len(calls) == 1
+    assert modeling.champion_predictor(_profile(rows), "/m", loader=loader) is None and len(calls) == 1
 
 
 def test_a_trained_model_profile_predicts_its_held_out_split_at_its_max_length(reference, tmp_path):
     """End to end on a tiny BERT built from a config: training, the drift profile, and the scoring predictor."""
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from airflow_provider_llmops.core.features import default_model_dir
-    from airflow_provider_llmops.core.train_job import SnapshotSel
-    from airflow_provider_llmops.core.train_job import _profile as training_profile
-    from airflow_provider_llmops.core.training import TrainConfig, train
+    from airflow_provider_llmops.core.drift.features import default_model_dir
+    from airflow_provider_llmops.core.model.train_job import SnapshotSel
+    from airflow_provider_llmops.core.model.train_job import _profile as training_profile
+    from airflow_provider_llmops.core.model.training import TrainConfig, train
 
     base = tmp_path / "tiny-bert"
     tokenizer = AutoTokenizer.from_pretrained(default_model_dir())
@@ -244,7 +244,7 @@ def test_a_trained_model_profile_predicts_its_held_out_split_at_its_max_length(r
     assert profile.predictor["max_length"] == 24
     predicted = int(profile.features["predicted_label"].counts.sum())
     assert profile.predictor["predicted_rows"] == result.split["validation_rows"] == predicted
-    predict = drift_job.champion_predictor(profile, tmp_path / "model")
+    predict = modeling.champion_predictor(profile, tmp_path / "model")
     assert predict.__self__.max_length == 24
 
 

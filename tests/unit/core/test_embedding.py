@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from airflow_provider_llmops.core.embedding import (
+from airflow_provider_llmops.core.drift.embedding import (
     EmbeddingRules,
     Encoder,
     Reservoir,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support, recall_score
 
-from airflow_provider_llmops.core import evaluation as E
+from airflow_provider_llmops.core.model import evaluation as E
 
 LABELS = ["billing", "bug", "account", "shipping", "other"]
 

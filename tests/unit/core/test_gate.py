@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from airflow_provider_llmops.core.gate import (
+from airflow_provider_llmops.core.governance.gate import (
     LOWER_IS_BETTER,
     GateDecision,
     GateOverrideRefused,

@@ -13,10 +13,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_provider_llmops.core import records as R
-from airflow_provider_llmops.core.ingest import ingest
-from airflow_provider_llmops.core.sources import SourceBlob, read_source
-from airflow_provider_llmops.core.store import DatasetStore
+from airflow_provider_llmops.core.data import records as R
+from airflow_provider_llmops.core.data.ingest import ingest
+from airflow_provider_llmops.core.data.sources import SourceBlob, read_source
+from airflow_provider_llmops.core.data.store import DatasetStore
 from airflow_provider_llmops.errors import SourceError
 
 
@@ -303,7 +303,7 @@ def test_parquet_with_duplicate_columns_is_refused(tmp_path: Path):
 
 
 def test_rows_read_comes_from_the_parser_not_from_the_outcomes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from airflow_provider_llmops.core import ingest as ingest_module
+    from airflow_provider_llmops.core.data import ingest as ingest_module
 
     data = b'{"id": "1", "text": "a"}\n\n{"id": "2", "text": "b"}\n{broken\n'
     blob = SourceBlob(uri="x.jsonl", location="x.jsonl", data=data, sha256="0" * 64, file_format="jsonl")

@@ -25,10 +25,10 @@ import pyarrow.parquet as pq
 from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_llmops.core import records as R
-from airflow_provider_llmops.core.ingest import IngestResult, ingest
-from airflow_provider_llmops.core.sources import SourceBlob
-from airflow_provider_llmops.core.store import DatasetStore
+from airflow_provider_llmops.core.data import records as R
+from airflow_provider_llmops.core.data.ingest import IngestResult, ingest
+from airflow_provider_llmops.core.data.sources import SourceBlob
+from airflow_provider_llmops.core.data.store import DatasetStore
 from airflow_provider_llmops.errors import SourceError
 
 DATASET = "prop"

@@ -7,8 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_provider_llmops.core import records as R
-from airflow_provider_llmops.core.parsing import parse_csv, parse_jsonl, parse_parquet
+from airflow_provider_llmops.core.data import records as R
+from airflow_provider_llmops.core.data.parsing import parse_csv, parse_jsonl, parse_parquet
 from airflow_provider_llmops.errors import SourceError
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from airflow_provider_llmops.core.batches import iter_chunks
-from airflow_provider_llmops.core.drift import UNSEEN
-from airflow_provider_llmops.core.profile import ReferenceProfile, ScoreOptions, build_profile, score
+from airflow_provider_llmops.core.data.batches import iter_chunks
+from airflow_provider_llmops.core.drift.profile import ReferenceProfile, ScoreOptions, build_profile, score
+from airflow_provider_llmops.core.drift.statistics import UNSEEN
 from airflow_provider_llmops.errors import ConfigurationError
 from airflow_provider_llmops.resources import sample_data_dir
 

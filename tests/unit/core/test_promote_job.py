@@ -11,20 +11,22 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_llmops.core.audit import AuditTrail, records, verify
-from airflow_provider_llmops.core.evaluate_job import TAG_EVALUATION_SHA256, EvaluationIntegrityError, report_sha256
-from airflow_provider_llmops.core.gate import GateOverrideRefused, GateSpec, resolve_gate
-from airflow_provider_llmops.core.promote_job import (
+from airflow_provider_llmops.core.data.store import DatasetStore
+from airflow_provider_llmops.core.governance.audit import AuditTrail, records, verify
+from airflow_provider_llmops.core.governance.gate import GateOverrideRefused, GateSpec, resolve_gate
+from airflow_provider_llmops.core.governance.promote_job import RollbackRefusedError, promote, rollback
+from airflow_provider_llmops.core.model.contract import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS,
+    TAG_EVALUATION_SHA256,
     TAG_PROMOTED_AT,
     TAG_PROMOTED_BY,
     TAG_PROMOTION_ID,
     TAG_ROLLED_BACK,
-    RollbackRefusedError,
-    promote,
-    rollback,
 )
-from airflow_provider_llmops.core.registry import CHALLENGER, CHAMPION, PREVIOUS, AliasConflict, ModelRegistry
-from airflow_provider_llmops.core.store import DatasetStore
+from airflow_provider_llmops.core.model.evaluate_job import EvaluationIntegrityError, report_sha256
+from airflow_provider_llmops.core.model.registry import AliasConflict, ModelRegistry
 from airflow_provider_llmops.errors import ConfigurationError
 
 REST = {"fairness_gap": 0.05, "fairness_measured": True, "latency_p95_ms": 10.0}
@@ -383,7 +385,8 @@ def test_a_rollback_that_failed_after_the_swap_is_completed_by_the_retry(world: 
 def test_a_record_planted_in_a_keyed_trail_cannot_authorise_a_rollback(world: World):
     """Rollback evidence is read from a verified trail only: a `model.promoted` line forged by someone who can
     write the file (a valid plain hash chain, no valid HMAC) is not evidence, and nothing changes."""
-    from airflow_provider_llmops.core.audit import AuditError, record_hash
+    from airflow_provider_llmops.core.governance.audit import record_hash
+    from airflow_provider_llmops.errors import AuditError
 
     world.audit = AuditTrail(world.audit.path, key="k" * 32)
     _two_champions(world)

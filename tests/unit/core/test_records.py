@@ -11,7 +11,7 @@ import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from airflow_provider_llmops.core import records as R
+from airflow_provider_llmops.core.data import records as R
 
 # Python versions this project is tested on (CI runs 3.11); a classifier outside this set is a claim nobody tests
 SUPPORTED_PYTHONS = {"3.11"}

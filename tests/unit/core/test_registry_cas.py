@@ -12,15 +12,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_llmops.core.registry import (
-    CHALLENGER,
-    CHAMPION,
-    PREVIOUS,
-    TAG_ALIAS_CLAIM,
-    TAG_ALIAS_EPOCH,
-    AliasConflict,
-    ModelRegistry,
-)
+from airflow_provider_llmops.core.model.contract import CHALLENGER, CHAMPION, PREVIOUS, TAG_ALIAS_CLAIM, TAG_ALIAS_EPOCH
+from airflow_provider_llmops.core.model.registry import AliasConflict, ModelRegistry
 
 MODEL = "race"
 PROMOTE = ({CHAMPION: "2", CHALLENGER: "3"}, {CHAMPION: "3", CHALLENGER: None, PREVIOUS: "2"})
@@ -138,7 +131,7 @@ def test_a_writer_that_claims_meanwhile_makes_the_first_abort_untouched(
         other.client.set_registered_model_tag(MODEL, TAG_ALIAS_CLAIM, f"{epoch + 1}:other:{time.time():.3f}")
         real_sleep(0)
 
-    monkeypatch.setattr("airflow_provider_llmops.core.registry.time.sleep", sleep_and_let_another_claim)
+    monkeypatch.setattr("airflow_provider_llmops.core.model.registry.time.sleep", sleep_and_let_another_claim)
     with pytest.raises(AliasConflict, match="another writer"):
         registry.compare_and_swap(MODEL, *PROMOTE)
     assert registry.aliases(MODEL) == START

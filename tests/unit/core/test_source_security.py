@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_llmops.core.sources import parse_remote, parse_rule, read_source
+from airflow_provider_llmops.core.data.sources import parse_remote, parse_rule, read_source
 from airflow_provider_llmops.errors import ConfigurationError, PathNotAllowedError, SourceError
 from tests.source_servers import EVIL_BODY, ROWS, RecordingServer, Route, good_and_evil
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_llmops.core.sources import detect_format, read_source
+from airflow_provider_llmops.core.data.sources import detect_format, read_source
 from airflow_provider_llmops.errors import PathNotAllowedError, SourceError
 
 ROW = b'{"id": "1", "text": "hello"}\n'

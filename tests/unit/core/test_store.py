@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_llmops.core import store as S
-from airflow_provider_llmops.core.store import DatasetStore
+from airflow_provider_llmops.core.data import store as S
+from airflow_provider_llmops.core.data.store import DatasetStore
 from airflow_provider_llmops.errors import ConfigurationError, SnapshotNotFoundError
 
 SID = "0123456789abcdef0123456789abcdef"
@@ -96,8 +96,8 @@ def test_s3_store_needs_a_client():
 
 
 def test_names_are_matched_whole_one_rule_for_datasets_and_suites():
-    from airflow_provider_llmops.core.store import check_dataset_name
-    from airflow_provider_llmops.core.validation import check_suite_name
+    from airflow_provider_llmops.core.data.store import check_dataset_name
+    from airflow_provider_llmops.core.data.validation import check_suite_name
     from airflow_provider_llmops.errors import ConfigurationError
 
     for check in (check_dataset_name, check_suite_name):

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from airflow_provider_llmops.core.suite_init import build_suite, write_suite
-from airflow_provider_llmops.core.validation import validate_frame
+from airflow_provider_llmops.core.data.suite_init import build_suite, write_suite
+from airflow_provider_llmops.core.data.validation import validate_frame
 from airflow_provider_llmops.errors import ConfigurationError
 
 

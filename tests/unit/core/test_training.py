@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_llmops.core.features import default_model_dir
-from airflow_provider_llmops.core.modeling import load_classifier
-from airflow_provider_llmops.core.training import TrainConfig, split_of, split_rows, train
+from airflow_provider_llmops.core.drift.features import default_model_dir
+from airflow_provider_llmops.core.model.modeling import load_classifier
+from airflow_provider_llmops.core.model.training import TrainConfig, split_of, split_rows, train
 from airflow_provider_llmops.errors import ConfigurationError
 
 

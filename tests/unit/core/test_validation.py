@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from airflow_provider_llmops.core.validation import (
+from airflow_provider_llmops.core.data.validation import (
     available_suites,
     check_suite_name,
     choose_suite,

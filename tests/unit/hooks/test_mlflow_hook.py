@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_llmops.core.registry import MlflowConfig
+from airflow_provider_llmops.core.model.registry import MlflowConfig
 from airflow_provider_llmops.hooks.mlflow import MlflowHook
 
 PASSWORD = "pw-Xq7#secret-9"
@@ -139,7 +139,7 @@ def test_test_connection_reports_an_unreachable_server(monkeypatch: pytest.Monke
 
 
 def test_credentials_of_one_connection_do_not_leak_to_the_next(monkeypatch):
-    from airflow_provider_llmops.core.registry import MlflowConfig
+    from airflow_provider_llmops.core.model.registry import MlflowConfig
 
     for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
         monkeypatch.delenv(key, raising=False)

@@ -11,7 +11,7 @@ import pytest
 from openlineage.client.serde import Serde
 from prometheus_client.parser import text_string_to_metric_families
 
-from airflow_provider_llmops.core.store import DatasetStore
+from airflow_provider_llmops.core.data.store import DatasetStore
 from airflow_provider_llmops.errors import ConfigurationError
 from airflow_provider_llmops.operators.drift import DriftScoreOperator
 from airflow_provider_llmops.operators.ingest import IngestBatchOperator
@@ -124,10 +124,10 @@ def test_the_champion_predicts_at_the_max_length_of_its_profile(
     operator's predictor uses it instead of the classifier's default (128), so both sides are predicted alike."""
     import types
 
-    import airflow_provider_llmops.core.contract as contract
-    import airflow_provider_llmops.core.modeling as modeling
-    from airflow_provider_llmops.core.batches import iter_chunks
-    from airflow_provider_llmops.core.profile import build_profile
+    import airflow_provider_llmops.core.model.contract as contract
+    import airflow_provider_llmops.core.model.modeling as modeling
+    from airflow_provider_llmops.core.data.batches import iter_chunks
+    from airflow_provider_llmops.core.drift.profile import build_profile
     from airflow_provider_llmops.operators.drift import _champion_profile
 
     profile = build_profile(

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_llmops.core.gate import GateOverrideRefused
+from airflow_provider_llmops.core.governance.gate import GateOverrideRefused
 from airflow_provider_llmops.resources import sample_data_dir
 
 REFERENCE = {"model_name": "m", "key": "v2-vs-v1-abc", "report_uri": "file:///x", "report_sha256": "0" * 64}
@@ -51,7 +51,7 @@ def test_a_stricter_gate_param_needs_no_opt_in():
 def test_the_golden_set_is_per_model_and_optional(
     monkeypatch: pytest.MonkeyPatch, model: str, golden_path: str | None, expected: str | None
 ):
-    from airflow_provider_llmops.core import evaluate_job
+    from airflow_provider_llmops.core.model import evaluate_job
     from airflow_provider_llmops.operators import _common
     from airflow_provider_llmops.operators.evaluate import EvaluateModelOperator
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_llmops.core.store import DatasetStore
+from airflow_provider_llmops.core.data.store import DatasetStore
 from airflow_provider_llmops.errors import NoValidRowsError, PathNotAllowedError, SourceError
 from airflow_provider_llmops.operators.ingest import IngestBatchOperator
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException
 
-from airflow_provider_llmops.core.store import DatasetStore
+from airflow_provider_llmops.core.data.store import DatasetStore
 from airflow_provider_llmops.errors import ConfigurationError, SnapshotNotFoundError, ValidationFailedError
 from airflow_provider_llmops.operators.ingest import IngestBatchOperator
 from airflow_provider_llmops.operators.validate import ValidateBatchOperator

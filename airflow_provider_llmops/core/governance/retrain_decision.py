@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from airflow_provider_llmops.core.drift_job import DRIFT_JSON, passed_snapshots
-from airflow_provider_llmops.core.registry import CHAMPION, ModelRegistry
-from airflow_provider_llmops.core.store import DatasetStore
-from airflow_provider_llmops.core.train_job import TAG_SNAPSHOTS
+from airflow_provider_llmops.core.data.store import DatasetStore
+from airflow_provider_llmops.core.drift.job import DRIFT_JSON, passed_snapshots
+from airflow_provider_llmops.core.model.contract import CHAMPION, TAG_SNAPSHOTS
+from airflow_provider_llmops.core.model.registry import ModelRegistry
 
 
 def decide_retrain(

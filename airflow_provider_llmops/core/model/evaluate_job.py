@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from airflow_provider_llmops.core.contract import (
+from airflow_provider_llmops.core.data.store import DatasetStore
+from airflow_provider_llmops.core.model.contract import (
     CHALLENGER,
     CHAMPION,
     EVALUATION_ARTIFACT,
@@ -43,13 +44,9 @@ from airflow_provider_llmops.core.contract import (
     TAG_VAL_FRACTION,
     fetch_model,
 )
-
-# the fetch helpers are the contract's; re-exported here for existing importers
-from airflow_provider_llmops.core.contract import fetch_artifact_dir as fetch_artifact_dir
-from airflow_provider_llmops.core.registry import ModelRegistry, VersionInfo
-from airflow_provider_llmops.core.store import DatasetStore
-from airflow_provider_llmops.core.train_job import SnapshotSel, load_rows
-from airflow_provider_llmops.core.training import split_rows
+from airflow_provider_llmops.core.model.registry import ModelRegistry, VersionInfo
+from airflow_provider_llmops.core.model.train_job import SnapshotSel, load_rows
+from airflow_provider_llmops.core.model.training import split_rows
 from airflow_provider_llmops.errors import ConfigurationError
 
 GROUP_COLUMNS = ("region", "language", "channel")
@@ -119,13 +116,13 @@ def _score_classifier(
     latency_sample: int,
     min_group_size: int,
 ) -> dict[str, Any]:
-    from airflow_provider_llmops.core.evaluation import (
+    from airflow_provider_llmops.core.model.evaluation import (
         classification_metrics,
         group_gap,
         latency_summary,
         unmeasured_reason,
     )
-    from airflow_provider_llmops.core.modeling import load_classifier
+    from airflow_provider_llmops.core.model.modeling import load_classifier
 
     model = load_classifier(model_dir)
     texts = [str(r[text_column]) for r in rows]
@@ -185,8 +182,8 @@ def _score_causal_lm(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from airflow_provider_llmops.core.evaluation import latency_summary
-    from airflow_provider_llmops.core.modeling import trained_max_length
+    from airflow_provider_llmops.core.model.evaluation import latency_summary
+    from airflow_provider_llmops.core.model.modeling import trained_max_length
 
     max_length = trained_max_length(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)

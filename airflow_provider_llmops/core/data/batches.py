@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_llmops.core.sources import detect_format
+from airflow_provider_llmops.core.data.sources import detect_format
 from airflow_provider_llmops.errors import SourceError
 
 Chunk = dict[str, list[Any]]

@@ -60,7 +60,7 @@ def _expectation(kind: str, kwargs: dict[str, Any], why: str, when: str | None =
 
 def build_suite(frame: Any, name: str, source: str) -> dict[str, Any]:
     """A starter suite named `name` from the canonical records in `frame` (profiled from `source`)."""
-    from airflow_provider_llmops.core.validation import check_suite_name
+    from airflow_provider_llmops.core.data.validation import check_suite_name
 
     check_suite_name(name)
     rows = len(frame)

@@ -6,12 +6,15 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from airflow_provider_llmops.core.contract import LABEL_MAP_FILE, TRAINING_FILE
+from airflow_provider_llmops.core.model.contract import LABEL_MAP_FILE, TRAINING_FILE
 from airflow_provider_llmops.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from airflow_provider_llmops.core.drift.profile import ReferenceProfile
 
 DEFAULT_MAX_LENGTH = 128
 
@@ -45,7 +48,7 @@ class TextClassifier:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from airflow_provider_llmops.core.training import pick_device
+        from airflow_provider_llmops.core.model.training import pick_device
 
         self.model_dir = Path(model_dir)
         _check_safe(self.model_dir)
@@ -102,3 +105,14 @@ class TextClassifier:
 
 def load_classifier(model_dir: str | Path, **kwargs: Any) -> TextClassifier:
     return TextClassifier(model_dir, **kwargs)
+
+
+def champion_predictor(profile: ReferenceProfile, model_dir: str | Path, loader: Any = None) -> Any:
+    """The classifier's `predict` for the `predicted_label` feature, truncating at the `max_length` the profile's
+    reference predictions were made at (so reference and batch are predicted alike); None when the profile has no
+    predicted-label reference. `loader` defaults to `load_classifier`."""
+    if not profile.predicted_labels:
+        return None
+    loader = loader or load_classifier
+    max_length = profile.predictor_max_length
+    return loader(model_dir, **({"max_length": max_length} if max_length is not None else {})).predict

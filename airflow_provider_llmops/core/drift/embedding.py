@@ -22,7 +22,7 @@ class Encoder:
     """Sentence embeddings from a local transformers checkpoint (safetensors, no remote code, offline)."""
 
     def __init__(self, model_dir: str | Path | None = None, batch_size: int = 32, max_length: int = 128) -> None:
-        from airflow_provider_llmops.core.features import default_model_dir
+        from airflow_provider_llmops.core.drift.features import default_model_dir
 
         self.model_dir = Path(model_dir) if model_dir else default_model_dir()
         self.batch_size = batch_size
@@ -32,7 +32,7 @@ class Encoder:
 
     @property
     def name(self) -> str:
-        from airflow_provider_llmops.core.features import model_name
+        from airflow_provider_llmops.core.drift.features import model_name
 
         return model_name(self.model_dir)
 

@@ -72,7 +72,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow_provider_llmops.core.registry import ModelRegistry, VersionInfo
+    from airflow_provider_llmops.core.model.registry import ModelRegistry, VersionInfo
 
 # --- registered-model aliases ---------------------------------------------------------------------------------
 CHAMPION = "champion"

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from airflow_provider_llmops.core.contract import LABEL_MAP_FILE, TRAINING_FILE
+from airflow_provider_llmops.core.model.contract import LABEL_MAP_FILE, TRAINING_FILE
 from airflow_provider_llmops.errors import ConfigurationError
 
 TASKS = ("sequence-classification", "causal-lm")
@@ -123,7 +123,7 @@ def seed_everything(seed: int) -> None:
 
 
 def default_base_model() -> str:
-    from airflow_provider_llmops.core.features import default_model_dir
+    from airflow_provider_llmops.core.drift.features import default_model_dir
 
     return str(default_model_dir())
 

@@ -32,16 +32,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-# the aliases and tags are the contract's; re-exported here for existing importers
-from airflow_provider_llmops.core.contract import ALIASES as ALIASES
-from airflow_provider_llmops.core.contract import CANARY as CANARY
-from airflow_provider_llmops.core.contract import CHALLENGER as CHALLENGER
-from airflow_provider_llmops.core.contract import CHAMPION as CHAMPION
-from airflow_provider_llmops.core.contract import PREVIOUS as PREVIOUS
-from airflow_provider_llmops.core.contract import TAG_ALIAS_CLAIM, TAG_ALIAS_EPOCH, TAG_MANAGED
-from airflow_provider_llmops.core.contract import TAG_DAG_RUN as TAG_DAG_RUN
-from airflow_provider_llmops.core.contract import TAG_PREFIX as TAG_PREFIX
-from airflow_provider_llmops.core.contract import TAG_TRAIN_KEY as TAG_TRAIN_KEY
+from airflow_provider_llmops.core.model.contract import (
+    TAG_ALIAS_CLAIM,
+    TAG_ALIAS_EPOCH,
+    TAG_MANAGED,
+)
 from airflow_provider_llmops.errors import LLMOpsError
 
 CLAIM_STALE_S = 120.0

@@ -30,8 +30,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow_provider_llmops.core.audit import AuditTrail, actor_of, records
-from airflow_provider_llmops.core.contract import (
+from airflow_provider_llmops.core.data.store import DatasetStore
+from airflow_provider_llmops.core.governance.audit import AuditTrail, records
+from airflow_provider_llmops.core.governance.gate import GateSpec, ResolvedGate, decide
+from airflow_provider_llmops.core.model.contract import (
     CHALLENGER,
     CHAMPION,
     PREVIOUS,
@@ -47,9 +49,8 @@ from airflow_provider_llmops.core.contract import (
     TAG_ROLLED_BACK,
     TAG_ROLLED_BACK_BY,
 )
-from airflow_provider_llmops.core.gate import GateSpec, ResolvedGate, decide
-from airflow_provider_llmops.core.registry import AliasConflict, ModelRegistry
-from airflow_provider_llmops.core.store import DatasetStore
+from airflow_provider_llmops.core.model.registry import AliasConflict, ModelRegistry
+from airflow_provider_llmops.core.runs import actor_of
 from airflow_provider_llmops.errors import ConfigurationError
 
 MIN_REASON_LENGTH = 10
@@ -124,7 +125,7 @@ def promote(
     compare-and-swap against the aliases seen at evaluation time, then tags, audit record and (via `announce`)
     the asset event, resuming whatever an earlier try left undone. `spec` may be a `ResolvedGate` whose
     loosened fields are recorded as a `model.gate_override` audit record."""
-    from airflow_provider_llmops.core.evaluate_job import load_evaluation  # numpy: not at DAG-parse time
+    from airflow_provider_llmops.core.model.evaluate_job import load_evaluation  # numpy: not at DAG-parse time
 
     resolved = spec if isinstance(spec, ResolvedGate) else None
     gate = resolved.spec if resolved else spec
@@ -295,7 +296,7 @@ def _evaluation_evidence(
     registry: ModelRegistry, store: DatasetStore, name: str, target: str, champion: str | None, spec: GateSpec
 ) -> tuple[dict[str, Any] | None, list[str]]:
     """A stored, hash-checked evaluation of `target` (challenger) against `champion` that passes `spec`."""
-    from airflow_provider_llmops.core.evaluate_job import load_evaluation
+    from airflow_provider_llmops.core.model.evaluate_job import load_evaluation
 
     notes: list[str] = []
     version = registry.get_version(name, target)

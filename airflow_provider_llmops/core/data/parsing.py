@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_llmops.core import records as R
+from airflow_provider_llmops.core.data import records as R
 from airflow_provider_llmops.errors import SourceError
 
 

@@ -24,7 +24,7 @@ keyed trail, and a keyed writer refuses to extend a keyed record whose HMAC does
 
 Removing records from the *end* cannot be seen from the file alone. `AuditTrail(anchor=...)` calls `anchor` with
 every record it appended (under the file lock, so anchors move forward in order); the operators use it to write
-`<seq>:<hash>` to the registered model's tag `llmops.audit_head` (`ANCHOR_TAG`), and `check_anchors` compares
+`<seq>:<hash>` to the registered model's tag `llmops.audit_head`, and `check_anchors` compares
 such heads with the file.
 
 Appends from several threads or processes are serialised with an exclusive `fcntl.flock` on the file itself;
@@ -47,15 +47,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from airflow_provider_llmops.core.contract import TAG_AUDIT_HEAD
 from airflow_provider_llmops.errors import AuditError, ConfigurationError
 
-__all__ = ["ANCHOR_TAG", "AnchorCheck", "AuditError", "AuditTrail", "VerifyResult", "check_anchors", "key_id", "verify"]
+__all__ = ["AnchorCheck", "AuditError", "AuditTrail", "VerifyResult", "check_anchors", "key_id", "verify"]
 
 GENESIS_HASH = "0" * 64
 KEYS = ("seq", "ts", "event", "actor", "data", "prev_hash", "hash")
 KEYED_KEYS = ("key_id", "hmac")
-ANCHOR_TAG = TAG_AUDIT_HEAD  # the contract names it; kept under this name for existing importers
 MIN_KEY_BYTES = 16
 REDACTED = "***"
 SECRET_MARKERS = ("password", "secret", "token", "api_key", "apikey", "authorization", "credential")
@@ -90,13 +88,6 @@ class VerifyResult:
 def default_audit_path(home: Path) -> Path:
     """The audit trail of an embedded home."""
     return home / "audit" / "audit.jsonl"
-
-
-def actor_of(run: Mapping[str, Any]) -> str:
-    """Who acted, for the `actor` field: the Airflow task of a run (`airflow:<dag>/<run>/<task>`), else the CLI."""
-    if run.get("dag_id"):
-        return f"airflow:{run.get('dag_id')}/{run.get('run_id')}/{run.get('task_id')}"
-    return "llmops-cli"
 
 
 def _is_secret_key(key: object) -> bool:

@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from airflow_provider_llmops import __version__
-from airflow_provider_llmops.core import records as R
-from airflow_provider_llmops.core.parsing import parse
-from airflow_provider_llmops.core.sources import SourceBlob
-from airflow_provider_llmops.core.store import DatasetStore, SnapshotRef, check_dataset_name
+from airflow_provider_llmops.core.data import records as R
+from airflow_provider_llmops.core.data.parsing import parse
+from airflow_provider_llmops.core.data.sources import SourceBlob
+from airflow_provider_llmops.core.data.store import DatasetStore, SnapshotRef, check_dataset_name
 from airflow_provider_llmops.errors import SourceError
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_llmops import __version__
-from airflow_provider_llmops.core.contract import (
+from airflow_provider_llmops.core.data.store import DatasetStore
+from airflow_provider_llmops.core.model.contract import (
     CHALLENGER,
     CHAMPION,
     MODEL_ARTIFACT,
@@ -39,9 +40,8 @@ from airflow_provider_llmops.core.contract import (
     TAG_TRAIN_METRIC_PREFIX,
     TAG_VAL_FRACTION,
 )
-from airflow_provider_llmops.core.registry import ModelRegistry, VersionInfo
-from airflow_provider_llmops.core.store import DatasetStore
-from airflow_provider_llmops.core.training import TrainConfig, TrainResult, train
+from airflow_provider_llmops.core.model.registry import ModelRegistry, VersionInfo
+from airflow_provider_llmops.core.model.training import TrainConfig, TrainResult, train
 from airflow_provider_llmops.errors import ConfigurationError
 
 
@@ -133,7 +133,7 @@ def _profile(
     snapshots: Sequence[SnapshotSel],
     embedding_sample: int,
 ) -> Any:
-    from airflow_provider_llmops.core.profile import build_profile
+    from airflow_provider_llmops.core.drift.profile import build_profile
 
     """The drift reference of a training run. Its `predicted_label` histogram is the new model predicting its own
     held-out split only (rows it was not trained on; `held_out_rows`), at the `max_length` it was trained with,
@@ -141,7 +141,7 @@ def _profile(
     predictor = None
     categories: list[str] = []
     if config.task == "sequence-classification":
-        from airflow_provider_llmops.core.modeling import load_classifier
+        from airflow_provider_llmops.core.model.modeling import load_classifier
 
         classifier = load_classifier(model_dir, max_length=config.max_length)
         predictor, categories = classifier.predict, list(classifier.labels)
@@ -164,7 +164,7 @@ def _profile(
 def held_out_rows(seed: int, fraction: float, id_column: str = "id") -> Any:
     """A row selector for `build_profile`: True for the rows of a chunk in training's validation split (the rule
     of `core.training.split_of`); a row without an id was never in either split and is not chosen."""
-    from airflow_provider_llmops.core.training import split_of
+    from airflow_provider_llmops.core.model.training import split_of
 
     def select(chunk: dict[str, list[Any]]) -> list[bool]:
         ids = chunk.get(id_column) or [None] * len(next(iter(chunk.values()), []))
@@ -279,7 +279,7 @@ def train_and_register(
     out["training"] = result.summary()
     out["split"] = result.split
     if audit is not None:
-        from airflow_provider_llmops.core.audit import actor_of
+        from airflow_provider_llmops.core.runs import actor_of
 
         audit.append(
             "model.registered",

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_llmops.core.batches import iter_chunks
-from airflow_provider_llmops.core.profile import ReferenceProfile, ScoreOptions, build_profile, score
-from airflow_provider_llmops.core.store import DatasetStore
+from airflow_provider_llmops.core.data.batches import iter_chunks
+from airflow_provider_llmops.core.data.store import DatasetStore
+from airflow_provider_llmops.core.drift.profile import ReferenceProfile, ScoreOptions, build_profile, score
 from airflow_provider_llmops.errors import ConfigurationError
 
 DRIFT_JSON = "drift.json"
@@ -104,18 +104,6 @@ def score_snapshot(
     page = render(report, f"Drift of {dataset} snapshot {snapshot_id}")
     html_uri = store.write_beside(dataset, snapshot_id, DRIFT_HTML, page.encode())
     return report, json_uri, html_uri
-
-
-def champion_predictor(profile: ReferenceProfile, model_dir: str | Path, loader: Any = None) -> Any:
-    """The classifier's `predict` for the `predicted_label` feature, truncating at the `max_length` the profile's
-    reference predictions were made at (so reference and batch are predicted alike); None when the profile has no
-    predicted-label reference. `loader` defaults to `core.modeling.load_classifier`."""
-    if not profile.predicted_labels:
-        return None
-    if loader is None:
-        from airflow_provider_llmops.core.modeling import load_classifier as loader
-    max_length = profile.predictor_max_length
-    return loader(model_dir, **({"max_length": max_length} if max_length is not None else {})).predict
 
 
 def summary(report: dict[str, Any], json_uri: str, html_uri: str) -> dict[str, Any]:

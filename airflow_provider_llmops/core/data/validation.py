@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_llmops.core.store import NAME_PATTERN, is_valid_name
+from airflow_provider_llmops.core.data.store import NAME_PATTERN, is_valid_name
 from airflow_provider_llmops.errors import ConfigurationError
 from airflow_provider_llmops.resources import expectations_dir
 

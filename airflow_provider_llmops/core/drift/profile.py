@@ -16,7 +16,7 @@ Labels: the `label` histogram is computed over labelled rows only, in the refere
 Predicted labels: when a predictor is given, `predict_rows` chooses which reference rows it predicts (training
 passes the model's held-out split, so the reference is not the model predicting its own training rows) and
 `predictor_max_length` records the truncation it predicted at; scoring must predict at the same length
-(`drift_job.champion_predictor`).
+(`core.model.modeling.champion_predictor`).
 
 Format versions: 2 (this one) added `label_missing` and `predictor`. A version 1 profile still loads: its label
 histogram loses the `__null__` bin (moved to `label_missing`), and its `predicted_label` reference (the model on
@@ -39,9 +39,9 @@ from typing import Any
 import numpy as np
 
 from airflow_provider_llmops import __version__
-from airflow_provider_llmops.core import drift as D
-from airflow_provider_llmops.core.batches import Chunk
-from airflow_provider_llmops.core.features import (
+from airflow_provider_llmops.core.data.batches import Chunk
+from airflow_provider_llmops.core.drift import statistics as D
+from airflow_provider_llmops.core.drift.features import (
     NUMERIC_FEATURES,
     TextFeaturizer,
     TokenizerRef,
@@ -299,7 +299,7 @@ def build_profile(
     reference; `predict_rows_rule` (text) and `predictor_max_length` are recorded in the profile, and
     `predicted_categories` (the model's label set) get a bin even when no chosen row was predicted as them.
     `label_column` values that are missing (`is_missing_label`) are counted in `label_missing`, not binned."""
-    from airflow_provider_llmops.core.embedding import Encoder, Reservoir, median_bandwidth
+    from airflow_provider_llmops.core.drift.embedding import Encoder, Reservoir, median_bandwidth
 
     tokenizer, tokenizer_ref = load_tokenizer(model_dir)
     vocabulary = VocabularyBuilder(tokenizer.get_vocab_size())
@@ -493,7 +493,7 @@ def score(
     predictor: Predictor | None = None,
 ) -> dict[str, Any]:
     """Score a batch (streamed in chunks) against a profile. Never reads the reference data."""
-    from airflow_provider_llmops.core.embedding import EmbeddingRules, Reservoir
+    from airflow_provider_llmops.core.drift.embedding import EmbeddingRules, Reservoir
 
     options = options or ScoreOptions()
     timings = {"tokenize": 0.0, "features": 0.0, "statistics": 0.0, "embedding": 0.0, "read": 0.0}
@@ -582,7 +582,7 @@ def score(
 
     embedding = None
     if options.embeddings and profile.embedding is not None:
-        from airflow_provider_llmops.core.embedding import Encoder, embedding_drift
+        from airflow_provider_llmops.core.drift.embedding import Encoder, embedding_drift
 
         t0 = time.perf_counter()
         encoder = Encoder(_model_dir(profile.tokenizer))

@@ -1,0 +1,1 @@
+"""The inference service: FastAPI on uvicorn, serving the registry's `champion` (and `canary`) versions."""

@@ -1,0 +1,156 @@
+"""Stand-ins for the two slow model functions of the fast tier, and the small world the model tests share.
+
+Only fine-tuning (`core.model.training.train`, ~45 s for a real run) and loading a classifier for inference
+(`core.model.modeling.load_classifier`, ~6 s plus torch) are replaced; everything around them (the train, evaluate
+and promote jobs, the MLflow registry on SQLite, the store, the audit trail, the drift profile with the packaged
+tokenizer, the metrics) runs for real. The slow tier trains and scores for real in
+tests/integration/test_model_lifecycle.py.
+
+`FakeTrainer(mode)` writes a model folder the way `training.train` does (config.json, a dummy model.safetensors,
+the packaged tokenizer.json, label_map.json, training.json) plus `fake_model.json` saying how the `FakeClassifier`
+loaded from it predicts: `oracle` (the true label of every training row), `noisy` (the true label of ~70% of the
+texts, chosen by a hash of the text, else the next label) or `constant` (always the first label).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from airflow_provider_llmops.core.data.ingest import ingest
+from airflow_provider_llmops.core.data.sources import SourceBlob
+from airflow_provider_llmops.core.data.store import DatasetStore
+from airflow_provider_llmops.core.model.contract import CONFIG_FILE, LABEL_MAP_FILE, TOKENIZER_FILE, TRAINING_FILE
+from airflow_provider_llmops.core.model.training import TrainConfig, TrainResult, ids_digest, split_rows
+
+FAKE_FILE = "fake_model.json"
+MODES = ("oracle", "noisy", "constant")
+
+
+def _noisy_hit(text: str) -> bool:
+    return hashlib.sha256(text.encode()).digest()[0] < 180  # ~70% of texts
+
+
+class FakeTrainer:
+    """`training.train` without torch: the same split and label set, a model folder the fake classifier reads."""
+
+    def __init__(self, mode: str = "oracle") -> None:
+        assert mode in MODES
+        self.mode = mode
+        self.calls = 0
+
+    def __call__(self, rows: Sequence[dict[str, Any]], config: TrainConfig, output_dir: Any, log: Any = print) -> Any:
+        from airflow_provider_llmops.core.drift.features import default_model_dir
+
+        self.calls += 1
+        rows = [r for r in rows if str(r.get(config.text_column) or "").strip() and r.get(config.label_column)]
+        train_rows, val_rows = split_rows(rows, config.seed, config.validation_fraction)
+        labels = list(config.labels or sorted({str(r[config.label_column]) for r in train_rows}))
+        output = Path(output_dir)
+        output.mkdir(parents=True, exist_ok=True)
+        (output / CONFIG_FILE).write_text(json.dumps({"architectures": ["FakeForSequenceClassification"]}))
+        (output / "model.safetensors").write_bytes(b"dummy")
+        shutil.copy(default_model_dir() / TOKENIZER_FILE, output / TOKENIZER_FILE)
+        (output / LABEL_MAP_FILE).write_text(json.dumps({"labels": labels}))
+        answers = {str(r[config.text_column]): str(r[config.label_column]) for r in rows}
+        (output / FAKE_FILE).write_text(json.dumps({"mode": self.mode, "answers": answers}))
+        (output / TRAINING_FILE).write_text(json.dumps({"config": config.to_dict()}))
+        classifier = FakeClassifier(output)
+        y_true = [labels.index(str(r[config.label_column])) for r in val_rows]
+        y_pred = [labels.index(p) for p in classifier.predict([str(r[config.text_column]) for r in val_rows])]
+        accuracy = sum(t == p for t, p in zip(y_true, y_pred, strict=True)) / len(val_rows)
+        steps = 2 if config.max_steps is None else min(2, config.max_steps)
+        log(f"fake training ({self.mode}): {len(train_rows)} train / {len(val_rows)} validation rows")
+        return TrainResult(
+            model_dir=output,
+            config=config.to_dict(),
+            labels=labels,
+            split={
+                "seed": config.seed,
+                "validation_fraction": config.validation_fraction,
+                "train_rows": len(train_rows),
+                "validation_rows": len(val_rows),
+                "train_ids_sha256": ids_digest(train_rows),
+                "validation_ids_sha256": ids_digest(val_rows),
+            },
+            steps=steps,
+            planned_steps=2,
+            samples=steps * config.batch_size,
+            train_seconds=0.5,
+            samples_per_second=steps * config.batch_size / 0.5,
+            stopped_by="max_steps" if config.max_steps is not None else "completed",
+            history=[{"step": s + 1, "epoch": s / 2, "loss": 1.0 / (s + 1)} for s in range(steps)],
+            epochs=[{"epoch": 1.0, "step": steps, "loss": 0.4, "accuracy": accuracy}],
+            validation={"y_true": y_true, "y_pred": y_pred},
+        )
+
+
+class FakeClassifier:
+    """`modeling.TextClassifier` without torch: predicts as its folder's `fake_model.json` says."""
+
+    def __init__(self, model_dir: Any, device: str = "auto", max_length: int | None = None) -> None:
+        self.model_dir = Path(model_dir)
+        spec = json.loads((self.model_dir / FAKE_FILE).read_text())
+        self.mode, self.answers = spec["mode"], spec["answers"]
+        self.labels = [str(x) for x in json.loads((self.model_dir / LABEL_MAP_FILE).read_text())["labels"]]
+        self.max_length = max_length
+
+    def _label(self, text: str) -> str:
+        truth = self.answers.get(text, self.labels[0])
+        if self.mode == "oracle" or (self.mode == "noisy" and _noisy_hit(text)):
+            return truth
+        if self.mode == "noisy":
+            return self.labels[(self.labels.index(truth) + 1) % len(self.labels)]
+        return self.labels[0]
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        out = np.full((len(texts), len(self.labels)), 0.1 / max(len(self.labels) - 1, 1))
+        for i, text in enumerate(texts):
+            out[i, self.labels.index(self._label(text))] = 0.9
+        return out
+
+    def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[str]:
+        return [self._label(t) for t in texts]
+
+    def latencies(self, texts: Sequence[str], warmup: int = 3) -> list[float]:
+        return [0.002] * len(texts)
+
+
+def fake_models(monkeypatch: Any, mode: str = "oracle") -> FakeTrainer:
+    """Replace training and classifier loading (and only those) for one test; returns the trainer."""
+    from airflow_provider_llmops.core.model import modeling, train_job
+
+    trainer = FakeTrainer(mode)
+    monkeypatch.setattr(train_job, "train", trainer)
+    monkeypatch.setattr(modeling, "load_classifier", lambda model_dir, **kw: FakeClassifier(model_dir, **kw))
+    return trainer
+
+
+def jsonl(rows: Sequence[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+def add_snapshot(store: DatasetStore, dataset: str, rows: Sequence[dict[str, Any]], passed: bool = True) -> str:
+    """Ingest `rows` into a snapshot of `dataset` (the real ingest) and record a validation status, without GX."""
+    data = jsonl(rows)
+    blob = SourceBlob(
+        uri="memory.jsonl",
+        location="memory.jsonl",
+        data=data,
+        sha256=hashlib.sha256(data).hexdigest(),
+        file_format="jsonl",
+    )
+    snapshot_id = ingest(blob, store, dataset).snapshot.snapshot_id
+    store.write_validation(dataset, snapshot_id, {"status": "passed" if passed else "failed"})
+    return snapshot_id
+
+
+def sample_rows(sample_dir: Path, name: str = "tickets_reference.jsonl", count: int = 120) -> list[dict[str, Any]]:
+    lines = (sample_dir / name).read_text().splitlines()[:count]
+    return [json.loads(line) for line in lines]
