@@ -28,6 +28,40 @@ class DriftScoreOperator(LLMOpsBaseOperator):
     Decides: the drift verdict, per feature (PSI by default, fixed AND size-calibrated threshold) and for the
     embeddings (MMD permutation test and domain-classifier AUC).
     Returns (XCom): verdict, drifting and top features with their scores, report URIs.
+
+    :param dataset: the dataset to score (1-128 letters, digits, `_`, `-` or `.`). Required. (templated)
+    :param snapshot_id: the snapshot to score. Default empty: the snapshot of the validated-dataset asset event
+        that triggered the run (the newest, when several are queued), else the latest snapshot of `dataset` that
+        passed validation. (templated)
+    :param reference_dataset: the dataset of the reference snapshot; giving it (or `reference_snapshot_id`)
+        scores against a snapshot instead of the champion. Default None (or empty): `dataset`. (templated)
+    :param reference_snapshot_id: the reference snapshot. Default None (or empty): the earliest snapshot of the
+        reference dataset that passed validation. (templated)
+    :param statistic: the statistic the per-feature verdicts use: `psi` (the default), `js` (Jensen-Shannon),
+        `kl` or `kl_symmetric`. (templated)
+    :param mode: which thresholds a feature's score must exceed to drift: `both` (the default: the fixed AND
+        the size-calibrated threshold), `fixed` or `calibrated`. (templated)
+    :param thresholds: the fixed threshold per statistic, e.g. `{"psi": 0.25}`, merged over the defaults
+        (`psi` 0.2, `js` 0.1, `kl` 0.1, `kl_symmetric` 0.2; `core.drift.statistics.DEFAULT_THRESHOLDS`); only the
+        threshold of `statistic` decides (a score >= it fires the fixed rule). Keys must be statistic names and
+        values non-negative numbers, else ConfigurationError. Default None: the defaults.
+    :param embeddings: whether to run the embedding test (MMD permutation test, domain-classifier AUC) beside
+        the per-feature statistics; default True. False: no text is embedded (faster, no encoder needed), and a
+        reference profile built by this task has no embedding sample.
+    :param embedding_sample: the most texts embedded per side, chosen by a seeded reservoir sample: of the
+        scored batch, and of the reference when this task builds its profile; default 1000. Larger is more
+        sensitive and slower.
+    :param text_column: the text column of the reference snapshot when this task builds its profile; default
+        `text`. A stored profile (the champion's, or one built earlier) keeps the columns it was built with.
+    :param label_column: the label column of the reference snapshot when this task builds its profile (its
+        distribution becomes the `label` feature); default `label`; None: labels are not profiled.
+    :param model_dir: the local checkpoint (a directory with `tokenizer.json` and a safetensors encoder) whose
+        tokenizer and encoder build a reference profile from a snapshot. Default None: the packaged
+        all-MiniLM-L6-v2 (extra `[models]`). Not used with the champion's profile, which carries its own.
+    :param model_name: the registered model whose `champion` provides the reference profile and the
+        `predicted_label` predictions. Default None: `[llmops] model_name` (`support_ticket_router`). (templated)
+    :param use_champion: whether to score against the champion's stored profile when no reference is given;
+        default True. False (or no champion yet): the profile of the reference snapshot.
     """
 
     template_fields: Sequence[str] = (
@@ -71,7 +105,7 @@ class DriftScoreOperator(LLMOpsBaseOperator):
         self.reference_snapshot_id = reference_snapshot_id
         self.statistic = statistic
         self.mode = mode
-        self.thresholds = thresholds
+        self.thresholds = _checked_thresholds(thresholds)
         self.embeddings = embeddings
         self.embedding_sample = embedding_sample
         self.text_column = text_column
@@ -179,6 +213,36 @@ class DriftScoreOperator(LLMOpsBaseOperator):
         else:
             inputs.append(F.input_dataset(self._lineage["profile_uri"]))
         return OperatorLineage(inputs=inputs, run_facets={"llmopsDrift": drift_run_facet(report)})
+
+
+def _checked_thresholds(thresholds: Any) -> Any:
+    """`thresholds` as given, refused (ConfigurationError) unless it maps statistic names to non-negative numbers:
+    a misspelt statistic would otherwise be ignored without a word, and a non-number fail deep in scoring."""
+    if thresholds is None:
+        return None
+    import math
+    import numbers
+    from collections.abc import Mapping
+
+    from airflow_provider_llmops.core.drift.statistics import DEFAULT_THRESHOLDS, STATISTICS
+    from airflow_provider_llmops.errors import ConfigurationError
+
+    example = f"e.g. thresholds={{'psi': 0.25}} (defaults {DEFAULT_THRESHOLDS})"
+    if not isinstance(thresholds, Mapping):
+        raise ConfigurationError(
+            f"thresholds must be a dict of statistic name -> fixed threshold, {example}; got {thresholds!r}"
+        )
+    unknown = sorted(str(k) for k in thresholds if k not in STATISTICS)
+    if unknown:
+        raise ConfigurationError(
+            f"thresholds has unknown statistic(s) {unknown}: use {', '.join(STATISTICS)}, {example}"
+        )
+    for name, value in thresholds.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+            raise ConfigurationError(
+                f"thresholds[{name!r}] must be a non-negative number, got {value!r}; {example}"
+            )
+    return thresholds
 
 
 def _champion_profile(model_name: str, registry: Any, cache_dir: Any) -> tuple[Any, Any, tuple[str, str, str]] | None:

@@ -37,6 +37,31 @@ class IngestBatchOperator(LLMOpsBaseOperator):
 
     Decides: which rows are accepted; the task fails when the source is unusable as a whole or no row is valid.
     Returns (XCom): a small summary with `snapshot_id`, URIs and row counts.
+
+    :param source_uri: the file to read: a local path, `file://`, `s3://` or `http(s)://` URI, at most
+        `[llmops] max_source_bytes` (1 GiB by default). Local paths must resolve inside `[llmops] allowed_roots`
+        (default: the shipped samples and `<home>/incoming`), remote URIs must be admitted by
+        `[llmops] allowed_uri_prefixes`; anything else is refused before it is read. Required. (templated)
+    :param dataset: the dataset the snapshot belongs to: 1-128 letters, digits, `_`, `-` or `.`, starting with a
+        letter or digit; snapshots go under `<store>/snapshots/<dataset>/`. Required. (templated)
+    :param file_format: `jsonl`, `csv` or `parquet` (`json`, `ndjson` and `pq` are accepted as aliases); default
+        None: from the suffix of `source_uri` (`.jsonl`/`.ndjson`/`.json`, `.csv`, `.parquet`/`.pq`). (templated)
+    :param column_map: source column -> canonical column (`id`, `text`, `label`, `timestamp`), e.g.
+        `{"body": "text"}`, as a dict or as JSON text (what a Param renders to); each canonical column may be the
+        target of one source column only. Default None: the source already uses the canonical names. (templated)
+    :param metadata_columns: the non-canonical columns (named after `column_map`) kept as string metadata, e.g.
+        `["region", "channel"]`; default None: every non-canonical column is kept. (templated)
+    :param source_conn_id: the Airflow connection used to read the source: an `llmops_s3` (or `aws`) connection
+        for `s3://` (credentials, endpoint, region), an http connection for `http(s)://` (login/password as basic
+        auth, password alone as bearer token, extra `headers`; extra `allowed_hosts` binds it to hosts). Unused
+        for local files. Default None: boto3's default credential chain for S3, no credentials for http(s). A
+        value rendered from a template must be in `allowed_conn_ids`. (templated)
+    :param allowed_conn_ids: the connection ids a templated `source_conn_id` (e.g. a run's Param) may render to;
+        a literal `source_conn_id` written by the DAG author is always allowed. Default None: none (a connection
+        id chosen at run time is refused).
+    :param max_row_bytes: the largest row accepted, in bytes (UTF-8) of a JSONL line, a CSV record, or a Parquet
+        row written as JSON; larger rows are quarantined with reason `oversized_row`. Default None (or 0):
+        `[llmops] max_row_bytes` (65536).
     """
 
     template_fields: Sequence[str] = (

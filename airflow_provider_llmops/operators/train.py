@@ -26,7 +26,34 @@ class FineTuneOperator(LLMOpsBaseOperator):
     Decides: nothing; a retry of the same task in the same dag run reuses the version it registered.
     Budget: `max_steps` / `max_train_minutes` stop training cleanly; the reason is recorded (`stopped_by`).
     Returns (XCom): model name, version, MLflow run id and URLs, training summary.
-    `training` takes any field of `core.training.TrainConfig` (epochs, batch_size, learning_rate, max_length, ...).
+
+    :param model_name: the registered MLflow model the new version belongs to. Default None:
+        `[llmops] model_name` (`support_ticket_router`). (templated)
+    :param dataset: the dataset of bare snapshot ids in `snapshots`, and whose validated snapshots are used when
+        `snapshots` is empty. Default `support_tickets` (this argument's own default, not `[llmops] dataset`).
+        (templated)
+    :param snapshots: the snapshots to train on, as a list or as comma- or newline-separated text (what a Param
+        renders to): `dataset/snapshot_id`, or a bare id of `dataset`. Each must exist in the store
+        (ConfigurationError otherwise). Default empty: every snapshot of `dataset` that passed validation.
+        (templated)
+    :param model_task: `sequence-classification` (the default: the ticket router) or `causal-lm`; it replaces
+        any `task` in `training`. (templated)
+    :param base_model: the local checkpoint directory to fine-tune (safetensors weights and a tokenizer; no
+        remote code, no download). Default None: `training["base_model"]`, else the packaged all-MiniLM-L6-v2.
+        (templated)
+    :param training: fields of `core.model.training.TrainConfig` (e.g. `epochs` 2, `batch_size` 16,
+        `learning_rate` 5e-5, `max_length` 128, `seed` 42, `validation_fraction` 0.2, `labels`, `text_column`,
+        `label_column`, `device` auto|cpu|cuda), as a dict or as JSON text (what a Param renders to); an unknown
+        field or an invalid value is a ConfigurationError. Default None: TrainConfig's defaults. (templated)
+    :param max_steps: stop training cleanly after this many optimizer steps (recorded as `stopped_by`); an int or
+        its text (what a Param renders to); it replaces `training["max_steps"]`. Default None (or empty/"None"):
+        `training`'s value, else no step limit. (templated)
+    :param max_train_minutes: stop training cleanly after this many minutes of wall-clock time (a number or its
+        text); it replaces `training["max_train_minutes"]`. Default None (or empty/"None"): `training`'s value,
+        else no time limit. (templated)
+    :param embedding_sample: the most training texts embedded (seeded reservoir sample), with the new model's
+        encoder, into the drift reference profile registered with the model; default 1000. 0: the profile has
+        no embedding sample, so drift scored against this model has no embedding test.
     """
 
     template_fields: Sequence[str] = (
@@ -74,17 +101,38 @@ class FineTuneOperator(LLMOpsBaseOperator):
 
     def _config(self) -> Any:
         from airflow_provider_llmops.core.model.training import TrainConfig
+        from airflow_provider_llmops.errors import ConfigurationError
 
-        values = dict(self.as_json(self.training, "training") or {})
+        training = self.as_json(self.training, "training") or {}
+        if not isinstance(training, dict):
+            raise ConfigurationError(
+                f"training must be a dict of TrainConfig fields, e.g. {{'epochs': 2, 'batch_size': 16}}, "
+                f"got {training!r}"
+            )
+        values = dict(training)
         values["task"] = self.model_task
         if self.base_model:
             values["base_model"] = self.base_model
-        max_steps, max_train_minutes = self.as_int(self.max_steps), self.as_float(self.max_train_minutes)
+        try:
+            max_steps = self.as_int(self.max_steps)
+            max_train_minutes = self.as_float(self.max_train_minutes)
+        except (TypeError, ValueError):
+            raise ConfigurationError(
+                f"max_steps must be a whole number of optimizer steps and max_train_minutes a number of minutes "
+                f"(or empty for no limit), got max_steps={self.max_steps!r}, max_train_minutes="
+                f"{self.max_train_minutes!r}"
+            ) from None
         if max_steps is not None:
             values["max_steps"] = max_steps
         if max_train_minutes is not None:
             values["max_train_minutes"] = max_train_minutes
-        return TrainConfig.from_dict(values)
+        try:
+            return TrainConfig.from_dict(values)
+        except TypeError as exc:  # a value of the wrong type, e.g. {"epochs": "two"}, fails a comparison
+            raise ConfigurationError(
+                f"training has a value of the wrong type ({exc}); give numbers for epochs, batch_size, "
+                f"learning_rate, max_length, ...: {values!r}"
+            ) from None
 
     def _snapshots(self, store: Any) -> list[Any]:
         from airflow_provider_llmops.core.drift.job import passed_snapshots
@@ -99,10 +147,17 @@ class FineTuneOperator(LLMOpsBaseOperator):
         if not selected:
             selected = [SnapshotSel(self.dataset, s) for s in passed_snapshots(store, self.dataset)]
         if not selected:
-            raise ConfigurationError(f"no validated snapshot of dataset {self.dataset!r} to train on in {store.uri}")
+            raise ConfigurationError(
+                f"no validated snapshot of dataset {self.dataset!r} to train on in {store.uri}: ingest and validate "
+                "a batch of it first, or name the snapshots to train on (snapshots='dataset/snapshot_id,...')"
+            )
         for sel in selected:
             if not store.exists(sel.dataset, sel.snapshot_id):
-                raise ConfigurationError(f"snapshot {sel} does not exist in {store.uri}")
+                raise ConfigurationError(
+                    f"snapshot {sel} does not exist (or is not committed) in {store.uri}: give the "
+                    "'dataset/snapshot_id' of a committed snapshot (a bare id is read as one of dataset="
+                    f"{self.dataset!r})"
+                )
         return selected
 
     def execute(self, context: Context) -> dict[str, Any]:

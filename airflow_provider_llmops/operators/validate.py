@@ -29,6 +29,18 @@ class ValidateBatchOperator(LLMOpsBaseOperator):
     expectation and the report's location; `on_failure="skip"` marks the snapshot rejected in the report and
     skips downstream tasks.
     Returns (XCom): status, suite and why, counts, failed and skipped expectations and the report URI.
+
+    :param dataset: the dataset of the snapshot (1-128 letters, digits, `_`, `-` or `.`). Required. (templated)
+    :param snapshot_id: the committed snapshot to validate (its lowercase hex id, e.g. the `snapshot_id` in
+        `IngestBatchOperator`'s XCom). Required. (templated)
+    :param suite: the name of the suite (a file `<name>.json` in `[llmops] suites_dirs`, never a path). Default
+        None (or empty): `[llmops] dataset_suites[dataset]`, else `[llmops] default_suite` (`generic`). (templated)
+    :param allowed_suites: the suite names a non-empty `suite` must be one of (so a run's Param cannot pick any
+        suite in the folders); the configured suite is not restricted. Default None: every suite found in
+        `[llmops] suites_dirs`.
+    :param on_failure: what a failed suite does: `fail` (the default) fails the task with every failed
+        expectation and the report's location; `skip` records the snapshot as `rejected` and skips the
+        downstream tasks. Anything else is a ConfigurationError. (templated)
     """
 
     template_fields: Sequence[str] = (

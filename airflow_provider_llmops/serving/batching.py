@@ -238,7 +238,7 @@ class MicroBatcher(Generic[T]):
         try:
             return await request.future
         except asyncio.CancelledError:
-            self._forget(request)
+            pass
             raise
 
     def _forget(self, request: _Request[T]) -> None:

@@ -14,6 +14,7 @@ texts, chosen by a hash of the text, else the next label) or `constant` (always 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -154,3 +155,95 @@ def add_snapshot(store: DatasetStore, dataset: str, rows: Sequence[dict[str, Any
 def sample_rows(sample_dir: Path, name: str = "tickets_reference.jsonl", count: int = 120) -> list[dict[str, Any]]:
     lines = (sample_dir / name).read_text().splitlines()[:count]
     return [json.loads(line) for line in lines]
+
+
+# --- the per-test world: a fresh SQLite MLflow registry (copied from a template), a store, a provider home -------
+
+
+@functools.lru_cache(maxsize=1)
+def _template_db(root: str) -> Path:
+    """An empty, migrated MLflow SQLite database, created once per test session (creating the schema takes
+    seconds; copying the file takes milliseconds)."""
+    from airflow_provider_llmops.core.model.registry import ModelRegistry
+
+    path = Path(root) / "mlflow-template" / "mlflow.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ModelRegistry(f"sqlite:///{path}").ensure_model("template")
+    return path
+
+
+class ModelEnv:
+    """`[llmops]` settings (home, store, MLflow tracking URI) pointed at `tmp` through the environment, as an
+    Airflow worker would read them, plus direct handles on the same registry, store and audit trail."""
+
+    def __init__(self, tmp: Path, monkeypatch: Any, session_home: Path) -> None:
+        from airflow_provider_llmops.core.model.registry import ModelRegistry
+
+        db = tmp / "mlflow" / "mlflow.db"
+        db.parent.mkdir(parents=True)
+        shutil.copy(_template_db(str(session_home)), db)
+        self.uri = f"sqlite:///{db}"
+        self.home = tmp / "home"
+        self.store = DatasetStore(str(tmp / "store"))
+        self.registry = ModelRegistry(self.uri, artifact_root=str(tmp / "mlflow" / "artifacts"))
+        self.registry.settle_s = 0.0
+        self.experiment_id = self.registry.experiment_id("llmops")  # artifacts of every run under tmp
+        monkeypatch.setenv("AIRFLOW__LLMOPS__HOME", str(self.home))
+        monkeypatch.setenv("AIRFLOW__LLMOPS__STORE_URI", str(tmp / "store"))
+        monkeypatch.setenv("AIRFLOW__LLMOPS__MLFLOW_TRACKING_URI", self.uri)
+        monkeypatch.setenv("AIRFLOW__LLMOPS__MLFLOW_UI_URL", "http://mlflow.test")
+        monkeypatch.delenv("AIRFLOW__LLMOPS__MLFLOW_CONN_ID", raising=False)
+        monkeypatch.delenv("AIRFLOW__LLMOPS__AUDIT_CONN_ID", raising=False)
+        from airflow_provider_llmops.operators import _common
+
+        real_open = _common.open_registry
+
+        def open_registry(mlflow_conn_id: str | None = None) -> Any:  # the real one, minus the 0.25 s CAS settle
+            registry = real_open(mlflow_conn_id)
+            registry.settle_s = 0.0
+            return registry
+
+        monkeypatch.setattr(_common, "open_registry", open_registry)
+
+    @property
+    def audit_path(self) -> Path:
+        return self.home / "audit" / "audit.jsonl"
+
+    def events(self, event: str) -> list[dict[str, Any]]:
+        from airflow_provider_llmops.core.governance.audit import records
+
+        return [r for r in records(self.audit_path) if r["event"] == event] if self.audit_path.is_file() else []
+
+
+class OutletEvents(dict):
+    """`context["outlet_events"]`: records what an operator adds to an asset alias."""
+
+    def __missing__(self, key: Any) -> Any:
+        added: list[tuple[Any, dict[str, Any]]] = []
+        self[key] = accessor = type("Accessor", (), {"added": added, "add": lambda _s, a, extra: added.append((a, extra))})()
+        return accessor
+
+
+def context(
+    run_id: str = "manual__1",
+    task_id: str = "task",
+    dag_id: str = "llmops_retrain",
+    *,
+    outlets: Sequence[Any] = (),
+    triggered_by: str | None = None,
+) -> dict[str, Any]:
+    """A stand-in task context: only the task instance's identity, its XCom pushes, the task's outlets, the
+    outlet events and the dag run's triggering user matter to the operators."""
+    from types import SimpleNamespace
+
+    pushed: dict[str, Any] = {}
+    ti = SimpleNamespace(
+        dag_id=dag_id, run_id=run_id, task_id=task_id, try_number=1, xcom_push=lambda key, value: pushed.update({key: value})
+    )
+    return {
+        "ti": ti,
+        "task": SimpleNamespace(outlets=list(outlets)),
+        "outlet_events": OutletEvents(),
+        "dag_run": SimpleNamespace(triggering_user_name=triggered_by),
+        "pushed": pushed,
+    }

@@ -5,6 +5,7 @@ README's layout section names every module of `core/`."""
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -85,7 +86,8 @@ def test_the_stage_check_catches_an_upward_import(tmp_path: Path):
     assert _stage(module) > _stage("airflow_provider_llmops.core.data.store")
 
 
-def _defined_names(path: Path) -> set[str]:
+@functools.cache
+def _defined_names(path: Path) -> frozenset[str]:
     """Names a module defines itself at top level (functions, classes, assignments), not names it imports."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     names: set[str] = set()
@@ -105,19 +107,21 @@ def _defined_names(path: Path) -> set[str]:
                     visit(handler.body)
 
     visit(tree.body)
-    return names
+    return frozenset(names)
 
 
-def _public_reexports(path: Path) -> set[str]:
+@functools.cache
+def _public_reexports(path: Path) -> frozenset[str]:
     """A package's `__init__` may re-export its public API, listed in `__all__`."""
     if path.name != "__init__.py":
         return set()
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
-            return {elt.value for elt in node.value.elts if isinstance(elt, ast.Constant)}  # type: ignore[attr-defined]
-    return set()
+            return frozenset(elt.value for elt in node.value.elts if isinstance(elt, ast.Constant))  # type: ignore[attr-defined]
+    return frozenset()
 
 
+@functools.cache
 def _source_of(module: str) -> Path | None:
     rel = Path(*module.split("."))
     for candidate in (ROOT / rel.with_suffix(".py"), ROOT / rel / "__init__.py"):

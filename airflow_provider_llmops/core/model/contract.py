@@ -30,7 +30,13 @@ Model-version tags:
   `llmops.validation_fraction` (`TAG_VAL_FRACTION`) (from which evaluate recomputes the held-out split) and
   `llmops.profile_id` (`TAG_PROFILE`: the drift profile's id). On the version only: `llmops.train.<metric>`
   (`TAG_TRAIN_METRIC_PREFIX`: the final training metrics). On the run only: `llmops.stopped_by`
-  (`TAG_STOPPED_BY`: why training stopped).
+  (`TAG_STOPPED_BY`: why training stopped). The ONNX export, on the version and the run: `llmops.onnx`
+  (`TAG_ONNX`: `exported` or `skipped`), `llmops.onnx_reason` (`TAG_ONNX_REASON`: why it was skipped),
+  `llmops.onnx_max_abs_diff` (`TAG_ONNX_MAX_ABS_DIFF`: the largest |score(onnx) - score(torch)| over the held-out
+  rows), `llmops.onnx_label_agreement` (`TAG_ONNX_LABEL_AGREEMENT`: the share of those rows with the same label),
+  `llmops.onnx_parity_rows` (`TAG_ONNX_PARITY_ROWS`) and `llmops.onnx_tolerance` (`TAG_ONNX_TOLERANCE`: the bound
+  on the score difference). The run also gets the metrics `onnx_max_abs_diff`, `onnx_label_agreement` and
+  `onnx_export_seconds` (`METRIC_ONNX_*`).
 * evaluate (evaluate_job), on the challenger: `llmops.eval.<metric>` (`TAG_EVAL_PREFIX`: its overall metrics on
   the frozen set), `llmops.evaluation` (`TAG_EVALUATION`: the stored `evaluation.json`'s URI) and
   `llmops.evaluation_sha256` (`TAG_EVALUATION_SHA256`: its hash, which promote checks before the gate trusts
@@ -51,7 +57,13 @@ Artifacts of a version's training run (train_job writes them; evaluate and drift
 * `model/` (`MODEL_ARTIFACT`, the registered version's source): the fine-tuned model as `training.train` writes it:
   `config.json` (`CONFIG_FILE`, whose presence marks a complete download), `model.safetensors`, `tokenizer.json`
   (`TOKENIZER_FILE`), `label_map.json` (`LABEL_MAP_FILE`: the labels, for a classifier) and `training.json`
-  (`TRAINING_FILE`: the training record, with the `max_length` inference truncates at).
+  (`TRAINING_FILE`: the training record, with the `max_length` inference truncates at). Beside them the same
+  folder is an MLflow Model (`mlflow_model.write_mlflow_model`): `MLmodel` (`MLMODEL_FILE`: a `python_function`
+  flavor whose loader module wraps these safetensors files, no pickled code), `requirements.txt`,
+  `python_env.yaml`, `conda.yaml` and the input example, so `mlflow.pyfunc.load_model("models:/<name>@champion")`
+  works. Versions registered before this have no `MLmodel`; their weights are in the same place.
+* `onnx/model.onnx` (`ONNX_ARTIFACT`, `ONNX_FILE`): the classifier exported to ONNX, only when its parity with
+  torch held on the held-out split (`onnx_export.export_classifier`).
 * `profile/` (`PROFILE_ARTIFACT`): the drift reference profile (`ReferenceProfile.save`), built on the training
   rows with the model's tokenizer and predictions.
 * `split/split.json` (`SPLIT_ARTIFACT`, `SPLIT_FILE`): the train/validation split.
@@ -60,8 +72,8 @@ Artifacts of a version's training run (train_job writes them; evaluate and drift
 Artifacts of an evaluation run: `evaluation/evaluation.json` (`EVALUATION_ARTIFACT`, `EVALUATION_REPORT`), a copy
 of the report committed to the store with `evaluation.html` (`EVALUATION_HTML`).
 
-Fetch helpers: `fetch_model`, `fetch_profile` and `fetch_artifact_dir` download a version's files once into a
-local cache (versions and runs are immutable, so the cache never goes stale).
+Fetch helpers: `fetch_model`, `fetch_onnx`, `fetch_profile` and `fetch_artifact_dir` download a version's files
+once into a local cache (versions and runs are immutable, so the cache never goes stale).
 """
 
 from __future__ import annotations
@@ -103,6 +115,18 @@ TAG_VAL_FRACTION = "llmops.validation_fraction"
 TAG_PROFILE = "llmops.profile_id"
 TAG_TRAIN_METRIC_PREFIX = "llmops.train."  # + metric name
 TAG_STOPPED_BY = "llmops.stopped_by"  # run only
+# train: the ONNX export (version and run)
+TAG_ONNX = "llmops.onnx"  # ONNX_EXPORTED | ONNX_SKIPPED
+TAG_ONNX_REASON = "llmops.onnx_reason"
+TAG_ONNX_MAX_ABS_DIFF = "llmops.onnx_max_abs_diff"
+TAG_ONNX_LABEL_AGREEMENT = "llmops.onnx_label_agreement"
+TAG_ONNX_PARITY_ROWS = "llmops.onnx_parity_rows"
+TAG_ONNX_TOLERANCE = "llmops.onnx_tolerance"
+ONNX_EXPORTED = "exported"
+ONNX_SKIPPED = "skipped"
+METRIC_ONNX_MAX_ABS_DIFF = "onnx_max_abs_diff"
+METRIC_ONNX_LABEL_AGREEMENT = "onnx_label_agreement"
+METRIC_ONNX_EXPORT_SECONDS = "onnx_export_seconds"
 
 # evaluate: challenger version
 TAG_EVAL_PREFIX = "llmops.eval."  # + metric name
@@ -134,12 +158,15 @@ SPLIT_FILE = "split.json"
 EVALUATION_ARTIFACT = "evaluation"
 EVALUATION_REPORT = "evaluation.json"
 EVALUATION_HTML = "evaluation.html"
+ONNX_ARTIFACT = "onnx"
+ONNX_FILE = "model.onnx"
 
 # files inside `model/`
 CONFIG_FILE = "config.json"
 TOKENIZER_FILE = "tokenizer.json"
 LABEL_MAP_FILE = "label_map.json"
 TRAINING_FILE = "training.json"
+MLMODEL_FILE = "MLmodel"  # present in versions registered as MLflow Models
 
 
 # --- fetch helpers --------------------------------------------------------------------------------------------
@@ -165,7 +192,10 @@ def _cached_download(target: Path, complete: Any, **download: Any) -> Path:
 
 
 def fetch_model(registry: ModelRegistry, version: VersionInfo, cache_dir: Path) -> Path:
-    """A local copy of a version's model files (versions are immutable, so the cache never goes stale)."""
+    """A local copy of a version's model files (versions are immutable, so the cache never goes stale).
+
+    The folder holds the safetensors weights, config and tokenizer (what `load_classifier`/`load_generator` read)
+    both for versions registered as MLflow Models (with `MLmodel` beside the weights) and for older ones without."""
     target = cache_dir / "models" / version.name / version.version
     where = (
         {"run_id": version.run_id, "artifact_path": MODEL_ARTIFACT}
@@ -185,6 +215,20 @@ def fetch_artifact_dir(registry: ModelRegistry, run_id: str, artifact: str, cach
         run_id=run_id,
         artifact_path=artifact,
     )
+
+
+def fetch_onnx(registry: ModelRegistry, version: VersionInfo, cache_dir: Path) -> Path | None:
+    """A local copy of a version's ONNX export (`onnx/model.onnx`); None for a version without one (not a
+    classifier, parity failed, registered before the export existed or from elsewhere: `TAG_ONNX_REASON` says)."""
+    if not version.run_id or version.tags.get(TAG_ONNX) != ONNX_EXPORTED:
+        return None
+    path = fetch_artifact_dir(registry, version.run_id, ONNX_ARTIFACT, cache_dir) / ONNX_FILE
+    return path if path.is_file() else None
+
+
+def is_mlflow_model(model_dir: Path) -> bool:
+    """Whether a fetched model folder is an MLflow Model (has `MLmodel`), as versions registered now are."""
+    return (Path(model_dir) / MLMODEL_FILE).is_file()
 
 
 def fetch_profile(registry: ModelRegistry, version: VersionInfo, cache_dir: Path) -> Path | None:
