@@ -76,12 +76,17 @@ def champion_asset(model_name: str, tracking_host: str) -> Any:
 
 
 def sanitize_mlflow_uri(uri: Any) -> Any:
-    """Airflow's URI check for `mlflow://<host>/models/<name>[/versions/<n>]` assets."""
+    """Airflow's URI check for `mlflow://<host>/models/<name>[/versions/<n>]` assets. Airflow calls it for every
+    `Asset(uri="mlflow://...")` a DAG declares; a wrong URI is a ConfigurationError (a ValueError, which is what
+    Airflow expects from a URI check)."""
     parts = [p for p in uri.path.split("/") if p]
     if not uri.netloc or len(parts) < 2 or parts[0] != "models":
-        raise ValueError(
+        from airflow_provider_llmops.errors import ConfigurationError
+
+        raise ConfigurationError(
             "an mlflow:// asset URI must be mlflow://<tracking host>/models/<name>[/versions/<n>], "
-            f"got {uri.geturl()!r}"
+            f"got {uri.geturl()!r}: name the registered model, or use champion_asset(model_name, tracking_host) "
+            "from airflow_provider_llmops.assets"
         )
     return uri
 

@@ -14,6 +14,11 @@ class ConfigurationError(LLMOpsError, ValueError):
     that catches ValueError from the core keeps working)."""
 
 
+class ModelOutputError(LLMOpsError, ValueError):
+    """A model's outputs cannot be scored (NaN or infinite class probabilities): the model itself is unusable, e.g.
+    its training diverged. Also a ValueError, which the metric functions raised before."""
+
+
 class AuditError(LLMOpsError):
     """The audit trail cannot be appended to or read (a corrupt or forged record, a missing key)."""
 

@@ -239,9 +239,7 @@ def _checked_thresholds(thresholds: Any) -> Any:
         )
     for name, value in thresholds.items():
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
-            raise ConfigurationError(
-                f"thresholds[{name!r}] must be a non-negative number, got {value!r}; {example}"
-            )
+            raise ConfigurationError(f"thresholds[{name!r}] must be a non-negative number, got {value!r}; {example}")
     return thresholds
 
 

@@ -29,6 +29,20 @@ class EvaluateModelOperator(LLMOpsBaseOperator):
     `fairness_gap` None with `fairness_measured` False and a `fairness_reason`, never as 0.0.
     Returns (XCom): both versions, both flat metric sets, the evaluation set id, the report URIs and the report's
     SHA-256 (`report_sha256`): the promotion gate reads the stored report and checks that hash.
+
+    :param model_name: the registered MLflow model. Default None: `[llmops] model_name` (`support_ticket_router`).
+        (templated)
+    :param challenger_version: the version to evaluate (a version number, e.g. `"7"`). Default None (or empty, or
+        "None"): the version the `challenger` alias points to; no such alias is a ConfigurationError. (templated)
+    :param golden_path: a JSONL file of extra labelled rows (`text`, `label`, optional `region` / `language` /
+        `channel`) added to the evaluation set as the part `golden` (sequence classification only). Default None
+        (or "None"): `[llmops] golden_sets[model]`, if configured; empty string: no golden set. (templated)
+    :param latency_sample: how many evaluation examples are timed, one at a time, for the p50/p95 latency
+        (spread evenly over the set for a classifier; the first ones for a causal LM); default 50. 0: latency is
+        not measured (the metrics are None). A non-negative integer, else ConfigurationError.
+    :param min_group_size: the fewest rows a group (one value of region, language or channel) needs for its
+        macro-F1 to count in the fairness gap; smaller groups are reported as skipped. Default 30. A positive
+        integer, else ConfigurationError.
     """
 
     template_fields: Sequence[str] = (
@@ -57,8 +71,12 @@ class EvaluateModelOperator(LLMOpsBaseOperator):
         self.model_name = model_name
         self.challenger_version = challenger_version
         self.golden_path = golden_path
-        self.latency_sample = latency_sample
-        self.min_group_size = min_group_size
+        self.latency_sample = _count(
+            "latency_sample", latency_sample, minimum=0, meaning="how many examples are timed for latency; 0: none"
+        )
+        self.min_group_size = _count(
+            "min_group_size", min_group_size, minimum=1, meaning="the fewest rows a group needs to count for fairness"
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_llmops.core.model.evaluate_job import evaluate
@@ -107,3 +125,15 @@ class EvaluateModelOperator(LLMOpsBaseOperator):
             inputs.append(F.model_version_dataset(tracking_uri, s["model_name"], s["champion_version"]))
         outputs = [F.output_dataset(s["report_uri"])]
         return OperatorLineage(inputs=inputs, outputs=outputs, run_facets={"llmopsEvaluation": evaluation_run_facet(s)})
+
+
+def _count(name: str, value: Any, *, minimum: int, meaning: str) -> int:
+    """A count argument of the DAG author, refused (ConfigurationError) when it is not an integer >= `minimum`:
+    checked when the DAG is built, not after both models have been downloaded and scored."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        from airflow_provider_llmops.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"EvaluateModelOperator {name} must be an integer >= {minimum} ({meaning}), got {value!r}"
+        )
+    return value

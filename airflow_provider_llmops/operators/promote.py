@@ -20,8 +20,8 @@ class PromoteModelOperator(LLMOpsBaseOperator):
     report URI and SHA-256); the report is read from the store (`store_uri`, default `[llmops] store_uri`) and
     its hash checked, and the gate judges the metrics in the report, never metrics passed in XCom. A report that
     is missing, elsewhere, or changed since evaluation is an error and nothing is promoted.
-    Gate (`gate`, any field of `core.gate.GateSpec`, set by the DAG author; not templated): the primary metric
-    must improve by at least the absolute or relative margin, guard metrics may not regress beyond their
+    Gate (`gate`, any field of `core.governance.gate.GateSpec`, set by the DAG author; not templated): the primary
+    metric must improve by at least the absolute or relative margin, guard metrics may not regress beyond their
     tolerance, fairness gap and p95 latency under their bounds; the first model ever needs only the absolute
     floors. `gate_override` (templated, e.g. a `gate` Param) is merged into it and may only make it stricter;
     a looser field is refused (ConfigurationError naming the fields) unless `allow_gate_override=True`, in which
@@ -34,6 +34,26 @@ class PromoteModelOperator(LLMOpsBaseOperator):
     Emits: with `outlets=[champion_alias()]`, the asset `llmops_champion_<model>` when this run changed the
     champion (on a retry too: a retry completes a promotion an earlier try left half done, see `promote_job`).
     Returns (XCom): promoted, champion, reasons, checks, aliases, decision_id, announce, champion_event.
+
+    :param evaluation: the XCom of `EvaluateModelOperator` (pass `evaluate.output`): a dict, or its JSON text,
+        with `model_name`, `key`, `report_uri` and `report_sha256`. Only this reference is used; the metrics
+        judged are read from the stored report. Required. (templated)
+    :param gate: the DAG author's gate, fields of `GateSpec` as a dict (or JSON text): `primary` (`macro_f1`),
+        `min_abs_improvement` and `min_rel_improvement` (0.0: any strict improvement), `guards` (tolerances
+        against the champion, `{"accuracy": 0.01, "ece": 0.02}`), `floors` (absolute bounds,
+        `{"macro_f1": 0.5, "accuracy": 0.5}`), `max_fairness_gap` (0.25), `max_latency_p95_ms` (None: no bound),
+        `fairness_unmeasured` (`pass` or `fail`); passing `guards` or `floors` replaces those defaults. An
+        unknown field or invalid value is a ConfigurationError. Default None: GateSpec's defaults (the values
+        above). Not templated, so a run cannot change it except through `gate_override`.
+    :param gate_override: a run-time request merged into `gate` field by field (`guards` / `floors` key by key;
+        a key set to None removes that entry), as a dict or JSON text, typically the retrain DAG's `gate` Param.
+        It may only make the gate stricter unless `allow_gate_override`. Default None (or empty): no override.
+        (templated)
+    :param allow_gate_override: whether `gate_override` may loosen `gate`. Default False: a loosening is refused
+        (ConfigurationError naming each loosened field) before anything is read. True: it is applied and
+        recorded (audit record `model.gate_override`, `gateOverride` in the `llmopsGate` facet).
+    :param fail_on_reject: whether a rejection fails the task (GateRejectedError with the reasons, after the
+        decision is recorded). Default False: the task succeeds with `promoted: false`.
     """
 
     template_fields: Sequence[str] = (*LLMOpsBaseOperator.base_template_fields, "evaluation", "gate_override")
@@ -122,7 +142,7 @@ class PromoteModelOperator(LLMOpsBaseOperator):
 
 
 def _resolve(gate: Any, override: Any, allow: bool) -> Any:
-    """The author's gate with the run-time override merged in (see `core.gate.resolve_gate`)."""
+    """The author's gate with the run-time override merged in (see `core.governance.gate.resolve_gate`)."""
     from airflow_provider_llmops.core.governance.gate import GateOverrideRefused, resolve_gate
     from airflow_provider_llmops.errors import ConfigurationError
 

@@ -26,6 +26,18 @@ class RollbackModelOperator(LLMOpsBaseOperator):
     and emits the event again (Airflow keeps the events of the successful try only).
     Emits: with `outlets=[champion_alias()]`, the asset `llmops_champion_<model>`.
     Returns (XCom): the champion now, the version rolled back from, the evidence, the aliases.
+
+    :param model_name: the registered MLflow model. Default None: `[llmops] model_name` (`support_ticket_router`).
+        (templated)
+    :param target_version: the version to make champion again (a version number, e.g. `"3"`). Default None (or
+        empty, or "None"): the version the `previous-champion` alias points to; no such alias is a
+        ConfigurationError. (templated)
+    :param reason: why the model is rolled back: at least 10 characters (`MIN_REASON_LENGTH`) once surrounding
+        whitespace is stripped; recorded in the audit record and in the champion event's extra. Default empty,
+        which is refused (ConfigurationError): a rollback always says why. (templated)
+    :param gate: the DAG author's `GateSpec` fields (see `PromoteModelOperator`) that a stored evaluation of a
+        target that was never champion must pass against the current champion. An unknown field or invalid value
+        is a ConfigurationError. Default None: GateSpec's defaults. Not templated.
     """
 
     template_fields: Sequence[str] = (

@@ -280,6 +280,7 @@ class AuditTrail:
 
     def append(self, event: str, data: dict[str, Any], actor: str | None = None) -> dict[str, Any]:
         """Redact `data`, append one record after the current last one, anchor it and return it (with its hash)."""
+        # preconditions of the caller (events are literals of this package, data its own dicts): plain ValueError
         if not isinstance(event, str) or not event:
             raise ValueError("event must be a non-empty string")
         if actor is not None and not isinstance(actor, str):

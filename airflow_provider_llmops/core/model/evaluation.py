@@ -9,6 +9,10 @@ Conventions:
 
 * `labels` fixes the class order (confusion-matrix rows/columns, `probs` columns). A label in `y_true`/`y_pred`
   that is not in `labels` is a ValueError.
+* Errors: the argument checks are preconditions of the caller and raise plain ValueError (the evaluate job builds
+  `labels` as the union of the data's and the models' labels, and every array itself); the two a user can reach
+  are LLMOpsErrors that are also ValueErrors: `min_group_size` (an operator argument) raises ConfigurationError,
+  and class probabilities that are not finite (a broken model, e.g. diverged training) raise ModelOutputError.
 * Per class: precision = tp / predicted (None when the class is never predicted), recall = tp / support (None when
   the class has no true rows), f1 = 2 tp / (support + predicted) (None when the class appears in neither).
 * `macro_f1` averages F1 over the labels that appear in `y_true` or `y_pred`: exactly the labels whose F1 is
@@ -29,6 +33,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from airflow_provider_llmops.errors import ConfigurationError, ModelOutputError
 
 ECE_BINS = 15
 GROUP_METRICS = ("macro_f1", "recall")
@@ -168,7 +174,12 @@ def classification_metrics(
             raise ValueError(f"probs must have shape (n, len(labels)) = ({n}, {k}), got {p.shape}")
         if n:
             if not np.all(np.isfinite(p)):
-                raise ValueError("probs must be finite")
+                bad = int((~np.isfinite(p)).any(axis=1).sum())
+                raise ModelOutputError(
+                    f"the model's class probabilities are not finite (NaN or infinite) for {bad} of {n} rows: the "
+                    "model is unusable, e.g. its training diverged; check its loss curve and retrain it (a lower "
+                    "learning_rate), or evaluate another version"
+                )
             ece = expected_calibration_error(p.max(axis=1), p.argmax(axis=1) == true_codes)
     return {
         "labels": label_list,
@@ -208,7 +219,10 @@ def group_gap(
     if metric not in GROUP_METRICS:
         raise ValueError(f"metric must be one of {', '.join(GROUP_METRICS)}, got {metric!r}")
     if isinstance(min_group_size, bool) or not isinstance(min_group_size, int) or min_group_size < 1:
-        raise ValueError(f"min_group_size must be a positive integer, got {min_group_size!r}")
+        raise ConfigurationError(
+            f"min_group_size must be a positive integer (the fewest rows a group needs for its score to count in the "
+            f"gap), got {min_group_size!r}; the evaluation's default is 30"
+        )
     true_codes, pred_codes, k = _encode_pair(y_true, y_pred, labels)
     n = int(true_codes.size)
     columns: dict[str, Any] = {}
