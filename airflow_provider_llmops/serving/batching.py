@@ -72,7 +72,9 @@ class RequestTooLarge(LLMOpsError, ValueError):
     def __init__(self, name: str, texts: int, limit: int) -> None:
         self.texts = texts
         self.limit = limit
-        super().__init__(f"{name or 'batcher'}: a request may carry at most {limit} texts, this one has {texts}; split it")
+        super().__init__(
+            f"{name or 'batcher'}: a request may carry at most {limit} texts, this one has {texts}; split it"
+        )
 
 
 class BatcherClosed(LLMOpsError):
@@ -238,7 +240,7 @@ class MicroBatcher(Generic[T]):
         try:
             return await request.future
         except asyncio.CancelledError:
-            pass
+            self._forget(request)
             raise
 
     def _forget(self, request: _Request[T]) -> None:
@@ -321,7 +323,9 @@ class MicroBatcher(Generic[T]):
                 raise  # aclose: it fails the running requests
             except Exception as exc:  # the model failed: fail this batch only, keep serving
                 error = exc
-                log.warning("%s: a batch of %d texts failed: %s", self.name or "batcher", len(texts), type(exc).__name__)
+                log.warning(
+                    "%s: a batch of %d texts failed: %s", self.name or "batcher", len(texts), type(exc).__name__
+                )
             seconds = time.perf_counter() - started
             self._durations.append(seconds)
             self._batches += 1
