@@ -24,6 +24,13 @@ llmops validate --dataset NAME [--snapshot ID] [--suite NAME]
 llmops suite init --from FILE_OR_SNAPSHOT [--name NAME] [--out PATH] [--force]
                                               profile a reference batch (file, or [DATASET/]SNAPSHOT_ID) into a
                                               starter suite <home>/expectations/NAME.json, usable by name
+llmops serve [--host H] [--port P] [--backend torch|onnx] [--worker]
+                                              the inference service (FastAPI on uvicorn) for the registry's
+                                              champion and canary of [llmops] model_name; --worker drains
+                                              /v1/jobs from Redis instead
+llmops token --sub NAME [--scope predict|admin ...] [--ttl SECONDS]
+                                              mint a bearer token for llmops serve with the local key (or the
+                                              configured HS secret)
 """
 
 from __future__ import annotations
@@ -811,6 +818,48 @@ def cmd_suite_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _use_home(args: argparse.Namespace) -> None:
+    if args.home:
+        os.environ["LLMOPS_HOME"] = str(Path(args.home).expanduser().resolve())
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from airflow_provider_llmops.errors import LLMOpsError
+    from airflow_provider_llmops.serving import server
+
+    _use_home(args)
+    try:
+        config = server.serve_config(host=args.host, port=args.port, backend=args.backend)
+        if args.worker:
+            return server.run_worker(config, max_jobs=args.max_jobs)
+        return server.run(config)
+    except LLMOpsError as exc:
+        print(f"llmops serve: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from airflow_provider_llmops.errors import LLMOpsError
+    from airflow_provider_llmops.serving.auth import AuthConfig, mint_token
+    from airflow_provider_llmops.settings import llmops_home, serve_options
+
+    _use_home(args)
+    try:
+        config = AuthConfig.from_mapping(serve_options(), llmops_home())
+        if config.secret is None:
+            print(
+                "llmops token: the service checks tokens from your identity provider (serve_jwt_public_key_file or "
+                "serve_jwt_jwks_file); mint them there",
+                file=sys.stderr,
+            )
+            return 2
+        print(mint_token(config, args.sub, args.scope or ["predict"], ttl_s=args.ttl))
+    except LLMOpsError as exc:
+        print(f"llmops token: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmops", description="airflow-provider-llmops command line")
     parser.add_argument("--home", help="embedded home (default: $LLMOPS_HOME or ./.llmops)")
@@ -920,6 +969,22 @@ def build_parser() -> argparse.ArgumentParser:
     suite_init.add_argument("--format", choices=["jsonl", "csv", "parquet"], help="default: from the suffix")
     suite_init.add_argument("--column-map", help="JSON: source column -> canonical column, as for ingest")
     suite_init.set_defaults(func=cmd_suite_init)
+
+    serve = sub.add_parser("serve", help="the inference service for the registry's champion and canary")
+    serve.add_argument("--host", help="bind address (default [llmops] serve_host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default [llmops] serve_port, 8765)")
+    serve.add_argument("--backend", choices=("torch", "onnx"), help="default [llmops] serve_backend")
+    serve.add_argument("--worker", action="store_true", help="drain /v1/jobs from Redis instead of serving HTTP")
+    serve.add_argument("--max-jobs", type=int, default=None, help=argparse.SUPPRESS)
+    serve.set_defaults(func=cmd_serve)
+
+    token = sub.add_parser("token", help="mint a bearer token for llmops serve (local key)")
+    token.add_argument("--sub", required=True, help="the client's name (quotas and the audit log use it)")
+    token.add_argument(
+        "--scope", action="append", choices=("predict", "admin"), help="repeat for several (default: predict)"
+    )
+    token.add_argument("--ttl", type=int, default=3600, help="seconds the token is valid (default 3600)")
+    token.set_defaults(func=cmd_token)
     return parser
 
 

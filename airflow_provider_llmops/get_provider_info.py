@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_llmops import __version__
+from airflow_provider_llmops.settings import SERVE_OPTIONS
 
 
 def _option(description: str, default: str, example: str | None = None, kind: str = "string") -> dict[str, Any]:
@@ -229,6 +230,7 @@ def get_provider_info() -> dict[str, Any]:
                         "",
                         "127.0.0.1:9091",
                     ),
+                    **{key: _option(text, default) for key, (default, text) in SERVE_OPTIONS.items()},
                 },
             }
         },

@@ -30,6 +30,55 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+# The inference service's settings (`[llmops] serve_*`, read by `llmops serve` and the deploy stage): name ->
+# (built-in default as text, description). `serving.config.ServeConfig` parses and bounds them.
+SERVE_OPTIONS: dict[str, tuple[str, str]] = {
+    "serve_url": (
+        "",
+        "Base URL of the inference service the deploy stage rolls canaries out on (e.g. "
+        "http://127.0.0.1:8765). Empty: no service, promotion moves champion directly.",
+    ),
+    "serve_host": ("127.0.0.1", "Address llmops serve binds to."),
+    "serve_port": ("8765", "Port llmops serve listens on."),
+    "serve_backend": ("torch", "torch or onnx (ONNX Runtime on the version's ONNX export; torch when it has none)."),
+    "serve_poll_interval": ("10", "Seconds between registry polls (aliases and canary share)."),
+    "serve_max_batch_size": ("32", "Most texts per forward pass."),
+    "serve_max_wait_ms": ("1", "Most milliseconds a text waits for its batch to fill (batches fill while one runs)."),
+    "serve_max_queue": ("256", "Most texts waiting per version; past it requests get 503 with Retry-After."),
+    "serve_max_body_bytes": ("1048576", "Largest request body (413 above)."),
+    "serve_max_text_chars": ("8192", "Longest text or prompt in characters (422 above)."),
+    "serve_max_texts": ("64", "Most texts in one predict request (422 above)."),
+    "serve_max_new_tokens": ("64", "Upper bound of max_new_tokens for /v1/generate."),
+    "serve_cors_origins": ("", "Comma-separated origins allowed by CORS. Empty: CORS off."),
+    "serve_tls_cert": ("", "PEM certificate file: serve HTTPS when set with serve_tls_key."),
+    "serve_tls_key": ("", "PEM private key file of serve_tls_cert."),
+    "serve_guardrails": ("", "Guardrails YAML file. Empty: the shipped default (PII redaction)."),
+    "serve_quota_requests_per_day": ("0", "Requests per client (token subject) per UTC day. 0: unlimited."),
+    "serve_quota_chars_per_day": ("0", "Characters per client per UTC day. 0: unlimited."),
+    "serve_redis_url": ("", "Redis for shared quotas and the /v1/jobs queue (redis://127.0.0.1:6379/0). Empty: off."),
+    "serve_audit_raw_text": ("false", "Write raw request texts into the inference audit log (a hash otherwise)."),
+    "serve_fallback_queue_depth": (
+        "0",
+        "Queue depth (texts) past which champion traffic goes to the fallback alias. 0: off.",
+    ),
+    "serve_mirror_fraction": ("1.0", "Share of champion requests mirrored to the canary to measure disagreement."),
+    "serve_jwt_algorithms": ("", "Pinned JWT algorithms (HS256, RS256, ES256...). Empty: HS256 with the local key."),
+    "serve_jwt_secret": (
+        "",
+        "HS* shared secret (at least 32 bytes). Empty with no key file: the local key under <home>/serving/jwt.key.",
+    ),
+    "serve_jwt_public_key_file": ("", "PEM public key (RS*/ES*)."),
+    "serve_jwt_jwks_file": ("", "JWKS JSON file; keys picked by kid."),
+    "serve_jwt_issuer": ("", "Expected iss claim. Empty: llmops-local."),
+    "serve_jwt_audience": ("", "Expected aud claim. Empty: llmops-serve."),
+}
+
+
+def serve_options() -> dict[str, str]:
+    """Every `[llmops] serve_*` setting as text: the configured value, else the built-in default."""
+    return {key: _airflow_option(key) or default for key, (default, _) in SERVE_OPTIONS.items()}
+
+
 def _airflow_option(key: str) -> str:
     env = os.environ.get(f"AIRFLOW__{SECTION.upper()}__{key.upper()}")
     if env is not None:

@@ -11,6 +11,7 @@ import airflow
 import jsonschema
 
 from airflow_provider_llmops.get_provider_info import get_provider_info
+from airflow_provider_llmops.settings import SERVE_OPTIONS
 
 
 def test_provider_info_matches_airflows_schema():
@@ -55,7 +56,10 @@ def test_config_section_documents_every_setting_the_code_reads():
     readers = ('_airflow_option("', '_int("', '_json_mapping("')
     read = {line.split(r)[1].split('"')[0] for line in source.splitlines() for r in readers if r in line}
     assert {"home", "max_row_bytes", "golden_sets", "allowed_uri_prefixes"} <= read
+    read |= set(SERVE_OPTIONS)
     assert read == set(options)
+    for key, (default, _) in SERVE_OPTIONS.items():
+        assert options[key]["default"] == default, key
 
 
 def test_mlflow_asset_uris_are_checked_and_become_the_lineage_datasets_of_model_versions():

@@ -91,7 +91,9 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 CANARY = "canary"
 PREVIOUS = "previous-champion"
-ALIASES = (CHAMPION, CHALLENGER, CANARY, PREVIOUS)
+CANDIDATE = "candidate"  # passed the gate, waits for its canary (only with a service configured)
+FALLBACK = "fallback"  # optional: serves champion traffic while the champion's queue is too deep
+ALIASES = (CHAMPION, CHALLENGER, CANARY, PREVIOUS, CANDIDATE, FALLBACK)
 
 # --- tags -----------------------------------------------------------------------------------------------------
 TAG_PREFIX = "llmops."
@@ -101,6 +103,7 @@ TAG_MANAGED = "llmops.managed"
 TAG_ALIAS_EPOCH = "llmops.alias_epoch"
 TAG_ALIAS_CLAIM = "llmops.alias_claim"
 TAG_AUDIT_HEAD = "llmops.audit_head"
+TAG_CANARY_SHARE = "llmops.canary_share"  # registered model: the canary's traffic share, 0..1, read by the service
 
 # train: version (and run)
 TAG_TRAIN_KEY = "llmops.train_key"

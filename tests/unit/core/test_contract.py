@@ -29,7 +29,7 @@ def test_tag_values_are_unique():
 
 
 def test_aliases_and_artifacts_are_unique():
-    assert contract.ALIASES == ("champion", "challenger", "canary", "previous-champion")
+    assert contract.ALIASES == ("champion", "challenger", "canary", "previous-champion", "candidate", "fallback")
     assert len(set(contract.ALIASES)) == len(contract.ALIASES)
     artifacts = [contract.MODEL_ARTIFACT, contract.PROFILE_ARTIFACT, contract.PLOTS_ARTIFACT, contract.SPLIT_ARTIFACT]
     assert len(set(artifacts)) == len(artifacts)
