@@ -9,7 +9,10 @@ Registered-model aliases (moved only by `ModelRegistry.compare_and_swap`):
 * `champion` (`CHAMPION`): the version that serves. Set by promote (and by rollback to the version rolled back to).
 * `challenger` (`CHALLENGER`): the version under evaluation. Set by train on the version it registers; cleared by
   promote when the challenger becomes champion.
-* `canary` (`CANARY`): a version taking partial traffic (named for serving; no job moves it yet).
+* `canary` (`CANARY`): a version taking partial traffic (its share: the model tag `llmops.canary_share`). Set by
+  deploy (deploy_job.start_canary), removed when its canary completes or is rolled back.
+* `candidate` (`CANDIDATE`): a version that passed the gate while a service is configured and waits for its
+  canary. Set by promote, removed by deploy.
 * `previous-champion` (`PREVIOUS`): the champion before the last promotion; the default rollback target. Set by
   promote, cleared by rollback.
 
@@ -48,6 +51,12 @@ Model-version tags:
   (`TAG_PROMOTION_ID`: the intent, the decision that makes this version champion), `llmops.promoted_at`
   (`TAG_PROMOTED_AT`: it was champion, the mark rollback accepts) and `llmops.promoted_by` (`TAG_PROMOTED_BY`:
   the decision whose tags were written).
+* promote with a service configured (promote_job): `llmops.candidate_id` (`TAG_CANDIDATE_ID`: the intent, the
+  decision that makes this version candidate), `llmops.candidate_at` (`TAG_CANDIDATE_AT`) and `llmops.candidate_by`
+  (`TAG_CANDIDATE_BY`: the decision whose tags were written).
+* deploy (deploy_job): `llmops.deploy_id` (`TAG_DEPLOY_ID`: JSON intent: the deployment id, the champion before, the
+  run), `llmops.canary_rejected` (`TAG_CANARY_REJECTED`: JSON: when, deployment id, reason, failing checks); a
+  version deployed through its canary gets `llmops.promoted_at` / `llmops.promoted_by` (= deployment id) too.
 * rollback (promote_job): `llmops.rollback_intent` (`TAG_ROLLBACK_INTENT`: JSON intent on the target) and, on the
   version rolled back from, `llmops.rolled_back` (`TAG_ROLLED_BACK`: when) and `llmops.rolled_back_by`
   (`TAG_ROLLED_BACK_BY`: the rollback's id).
@@ -151,6 +160,13 @@ TAG_PROMOTED_BY = "llmops.promoted_by"  # the decision whose tags were written
 TAG_ROLLED_BACK = "llmops.rolled_back"
 TAG_ROLLED_BACK_BY = "llmops.rolled_back_by"
 TAG_ROLLBACK_INTENT = "llmops.rollback_intent"
+# promote with a service configured (the challenger becomes the candidate): version
+TAG_CANDIDATE_ID = "llmops.candidate_id"  # intent: the promotion decision that makes (made) this version candidate
+TAG_CANDIDATE_AT = "llmops.candidate_at"  # when it became candidate
+TAG_CANDIDATE_BY = "llmops.candidate_by"  # the decision whose tags were written
+# deploy (deploy_job): version
+TAG_DEPLOY_ID = "llmops.deploy_id"  # intent: the deployment (canary rollout) that moves this version's aliases
+TAG_CANARY_REJECTED = "llmops.canary_rejected"  # JSON: when, the deployment id and the failing checks
 
 # --- artifacts ------------------------------------------------------------------------------------------------
 MODEL_ARTIFACT = "model"

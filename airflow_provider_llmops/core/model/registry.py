@@ -37,7 +37,7 @@ from airflow_provider_llmops.core.model.contract import (
     TAG_ALIAS_EPOCH,
     TAG_MANAGED,
 )
-from airflow_provider_llmops.errors import LLMOpsError
+from airflow_provider_llmops.errors import ConfigurationError, LLMOpsError
 
 CLAIM_STALE_S = 120.0
 
@@ -213,7 +213,20 @@ class ModelRegistry:
                 self.client.get_registered_model(name)  # created concurrently: fine if it exists now
 
     def get_version(self, name: str, version: str) -> VersionInfo:
-        return _info(self.client.get_model_version(name, str(version)))
+        """A version of `name`; one that does not exist is a ConfigurationError (a version number is user input:
+        a Param of the rollback or retrain DAG)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return _info(self.client.get_model_version(name, str(version)))
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            raise ConfigurationError(
+                f"model {name!r} has no version {str(version)!r} in the MLflow registry at "
+                f"{tracking_host(self.tracking_uri)}: give the number of an existing version (the model's versions "
+                "are listed in the MLflow UI)"
+            ) from None
 
     def find_versions(self, name: str, tags: Mapping[str, str]) -> list[VersionInfo]:
         query = " and ".join([f"name = '{_quote(name)}'", *(f"tags.`{k}` = '{_quote(v)}'" for k, v in tags.items())])

@@ -3,6 +3,13 @@
 Idempotent per training key (dag id, run id, task id): a retry finds the version it already registered (tag
 `llmops.train_key`) and reuses it. Until the version is registered and tagged, nothing is visible in the registry;
 a failure after creating the version deletes it again, and the MLflow run is marked FAILED.
+
+What a version's run holds (names in contract.py): `model/`, the fine-tuned model, which is also an MLflow Model
+(`mlflow_model.write_mlflow_model`: `MLmodel` with a signature, input example and pinned requirements beside the
+safetensors files), so `mlflow.pyfunc.load_model("models:/<name>@champion")` works; `onnx/model.onnx` when the
+classifier exported to ONNX with parity on the held-out split (`onnx_export.export_classifier`; the outcome, and
+why it was skipped, in the `llmops.onnx*` tags; an export problem never fails the training); `profile/`, `split/`
+and `plots/` as before.
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ from airflow_provider_llmops.core.model.contract import (
     CHALLENGER,
     CHAMPION,
     MODEL_ARTIFACT,
+    ONNX_ARTIFACT,
+    ONNX_FILE,
+    ONNX_SKIPPED,
     PLOTS_ARTIFACT,
     PROFILE_ARTIFACT,
     SPLIT_ARTIFACT,
@@ -30,6 +40,8 @@ from airflow_provider_llmops.core.model.contract import (
     TAG_BASE_MODEL,
     TAG_DAG_ID,
     TAG_DAG_RUN,
+    TAG_ONNX,
+    TAG_ONNX_REASON,
     TAG_PROFILE,
     TAG_PROVIDER,
     TAG_SEED,
@@ -40,8 +52,10 @@ from airflow_provider_llmops.core.model.contract import (
     TAG_TRAIN_METRIC_PREFIX,
     TAG_VAL_FRACTION,
 )
+from airflow_provider_llmops.core.model.mlflow_model import write_mlflow_model
+from airflow_provider_llmops.core.model.onnx_export import OnnxExport, export_classifier
 from airflow_provider_llmops.core.model.registry import ModelRegistry, VersionInfo
-from airflow_provider_llmops.core.model.training import TrainConfig, TrainResult, train
+from airflow_provider_llmops.core.model.training import TrainConfig, TrainResult, split_of, train
 from airflow_provider_llmops.errors import ConfigurationError
 
 
@@ -126,24 +140,63 @@ def _plots(result: TrainResult, directory: Path) -> list[Path]:
     return written
 
 
+class _Remembered:
+    """A classifier whose probabilities are remembered per text, so that the drift profile's predictions of the
+    held-out split and the ONNX parity check on the same rows run the torch model once."""
+
+    def __init__(self, classifier: Any) -> None:
+        self._inner = classifier
+        self._seen: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> Any:
+        import numpy as np
+
+        missing = list(dict.fromkeys(t for t in texts if t not in self._seen))
+        if missing:
+            self._seen.update(zip(missing, self._inner.predict_proba(missing, batch_size), strict=True))
+        return np.array([self._seen[t] for t in texts], dtype=np.float64).reshape(len(texts), len(self._inner.labels))
+
+    def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[str]:
+        probs = self.predict_proba(texts, batch_size)
+        return [self._inner.labels[i] for i in probs.argmax(axis=1)] if len(texts) else []
+
+
+def _held_out_texts(rows: Sequence[dict[str, Any]], config: TrainConfig) -> list[str]:
+    """The texts of training's validation split (the rows the model was not trained on), in row order."""
+    return [
+        r[config.text_column]
+        for r in rows
+        if isinstance(r.get(config.text_column), str)
+        and r[config.text_column].strip()
+        and r.get("id") is not None
+        and split_of(str(r["id"]), config.seed, config.validation_fraction) == "validation"
+    ]
+
+
 def _profile(
     rows: Sequence[dict[str, Any]],
     model_dir: Path,
     config: TrainConfig,
     snapshots: Sequence[SnapshotSel],
     embedding_sample: int,
+    classifier: Any = None,
 ) -> Any:
-    from airflow_provider_llmops.core.drift.profile import build_profile
-
     """The drift reference of a training run. Its `predicted_label` histogram is the new model predicting its own
     held-out split only (rows it was not trained on; `held_out_rows`), at the `max_length` it was trained with,
-    which the profile records so scoring predicts at the same length."""
+    which the profile records so scoring predicts at the same length. `classifier`: the model already loaded at
+    that length (else it is loaded here)."""
+    from airflow_provider_llmops.core.drift.profile import build_profile
+
     predictor = None
     categories: list[str] = []
     if config.task == "sequence-classification":
         from airflow_provider_llmops.core.model.modeling import load_classifier
 
-        classifier = load_classifier(model_dir, max_length=config.max_length)
+        if classifier is None:
+            classifier = load_classifier(model_dir, max_length=config.max_length)
         predictor, categories = classifier.predict, list(classifier.labels)
     chunk = rows_to_chunk(rows)
     return build_profile(
@@ -191,8 +244,10 @@ def train_and_register(
     embedding_sample: int = 1000,
     log: Any = print,
     audit: Any = None,
+    export_onnx: bool = True,
 ) -> dict[str, Any]:
     """Train, log, register, set `challenger`; record `model.registered` in `audit` (an AuditTrail) when given.
+    The model is logged as an MLflow Model; a classifier is also exported to ONNX unless `export_onnx` is False.
     Returns a JSON-safe summary (the XCom of the operator)."""
     if not snapshots:
         raise ConfigurationError("no snapshots to train on")
@@ -238,6 +293,7 @@ def train_and_register(
         client.log_param(run_id, "rows", len(rows))
         result = train(rows, config, work / MODEL_ARTIFACT, log=log)
         _log_metrics(client, run_id, result)
+        write_mlflow_model(work / MODEL_ARTIFACT, config.task)
         client.log_artifacts(run_id, str(work / MODEL_ARTIFACT), MODEL_ARTIFACT)
         split_dir = work / SPLIT_ARTIFACT
         split_dir.mkdir()
@@ -248,11 +304,18 @@ def train_and_register(
         for plot in _plots(result, work / PLOTS_ARTIFACT):
             client.log_artifact(run_id, str(plot), PLOTS_ARTIFACT)
         log("building the reference profile for drift from the training data")
-        profile = _profile(rows, work / MODEL_ARTIFACT, config, snapshots, embedding_sample)
+        classifier = None
+        if config.task == "sequence-classification":
+            from airflow_provider_llmops.core.model.modeling import load_classifier
+
+            classifier = _Remembered(load_classifier(work / MODEL_ARTIFACT, max_length=config.max_length))
+        profile = _profile(rows, work / MODEL_ARTIFACT, config, snapshots, embedding_sample, classifier=classifier)
         profile.save(work / PROFILE_ARTIFACT)
         client.log_artifacts(run_id, str(work / PROFILE_ARTIFACT), PROFILE_ARTIFACT)
         tags[TAG_PROFILE] = profile.profile_id
         client.set_tag(run_id, TAG_PROFILE, profile.profile_id)
+        onnx = _export_onnx(client, run_id, work, config, rows, classifier, export_onnx, log)
+        tags.update(onnx.tags())
         source = f"{client.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
         version = registry.register(
             model_name,
@@ -278,6 +341,7 @@ def train_and_register(
     out = _summary(registry, experiment_id, registry.get_version(model_name, version.version), reused=False)
     out["training"] = result.summary()
     out["split"] = result.split
+    out["onnx"] = onnx.summary()
     if audit is not None:
         from airflow_provider_llmops.core.runs import actor_of
 
@@ -295,6 +359,37 @@ def train_and_register(
             actor=actor_of(run),
         )
     return out
+
+
+def _export_onnx(
+    client: Any,
+    run_id: str,
+    work: Path,
+    config: TrainConfig,
+    rows: Sequence[dict[str, Any]],
+    classifier: Any,
+    enabled: bool,
+    log: Any,
+) -> OnnxExport:
+    """The ONNX export of the model with its parity on the held-out split; logged as `onnx/` when it passed, its
+    outcome as run tags and metrics. Never raises for a model it cannot export."""
+    from mlflow.entities import Metric
+
+    if not enabled:
+        outcome = OnnxExport(ONNX_SKIPPED, reason="disabled (export_onnx=False)")
+    else:
+        target = work / ONNX_ARTIFACT / ONNX_FILE
+        outcome = export_classifier(
+            work / MODEL_ARTIFACT, target, _held_out_texts(rows, config), classifier=classifier, log=log
+        )
+        if outcome.exported:
+            client.log_artifacts(run_id, str(target.parent), ONNX_ARTIFACT)
+    for name, value in outcome.tags().items():
+        client.set_tag(run_id, name, value)
+    metrics = outcome.metrics()
+    if metrics:
+        client.log_batch(run_id, metrics=[Metric(k, v, int(time.time() * 1000), 0) for k, v in metrics.items()])
+    return outcome
 
 
 def _log_metrics(client: Any, run_id: str, result: TrainResult) -> None:
@@ -327,4 +422,5 @@ def _summary(registry: ModelRegistry, experiment_id: str, version: VersionInfo, 
         "version_url": registry.version_url(version.name, version.version),
         "tracking_uri": registry.tracking_uri,
         "alias": CHALLENGER,
+        "onnx": {"status": version.tags.get(TAG_ONNX), "reason": version.tags.get(TAG_ONNX_REASON)},
     }

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_llmops.core.drift.features import default_model_dir
-from airflow_provider_llmops.core.model.modeling import load_classifier
+from airflow_provider_llmops.core.model.modeling import load_classifier, load_generator, model_task
 from airflow_provider_llmops.core.model.training import TrainConfig, split_of, split_rows, train
 from airflow_provider_llmops.errors import ConfigurationError
 
@@ -22,16 +22,15 @@ def rows(sample_dir: Path) -> list[dict]:
     return [json.loads(line) for line in lines]
 
 
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def build_tiny_bert(directory: Path, layers: int = 2) -> Path:
+    """A tiny random BERT (hidden 32) with the packaged MiniLM tokenizer, saved as a base checkpoint (no download)."""
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    directory = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = AutoTokenizer.from_pretrained(default_model_dir())
     config = BertConfig(
         vocab_size=tokenizer.vocab_size,
         hidden_size=32,
-        num_hidden_layers=2,
+        num_hidden_layers=layers,
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=128,
@@ -41,16 +40,25 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-@pytest.fixture(scope="module")
-def tiny_gpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def build_tiny_gpt(directory: Path, layers: int = 2) -> Path:
+    """A tiny random GPT-2 (n_embd 32) with the packaged MiniLM tokenizer, saved as a base checkpoint."""
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
-    directory = tmp_path_factory.mktemp("tiny-gpt")
     tokenizer = AutoTokenizer.from_pretrained(default_model_dir())
-    config = GPT2Config(vocab_size=tokenizer.vocab_size, n_embd=32, n_layer=2, n_head=2, n_positions=128)
+    config = GPT2Config(vocab_size=tokenizer.vocab_size, n_embd=32, n_layer=layers, n_head=2, n_positions=128)
     GPT2LMHeadModel(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_gpt(tmp_path_factory.mktemp("tiny-gpt"))
 
 
 def _config(base: Path, **overrides) -> TrainConfig:
@@ -90,6 +98,7 @@ def test_same_seed_same_training(rows: list[dict], tiny_bert: Path, tmp_path: Pa
         and record["split"]["validation_ids_sha256"] == first.split["validation_ids_sha256"]
     )
     classifier = load_classifier(tmp_path / "a")
+    assert model_task(tmp_path / "a") == "sequence-classification"
     # inference truncates as training did (evaluation and drift load the model this way), unless told otherwise
     assert record["config"]["max_length"] == first.config["max_length"] == classifier.max_length != 128
     assert load_classifier(tmp_path / "a", max_length=96).max_length == 96
@@ -111,6 +120,12 @@ def test_causal_lm_on_a_tiny_checkpoint(rows: list[dict], tiny_gpt: Path, tmp_pa
     assert result.labels == [] and result.steps == 3 and result.stopped_by == "max_steps"
     assert math.isfinite(result.validation["perplexity"]) and result.validation["perplexity"] > 1
     assert (tmp_path / "lm" / "model.safetensors").is_file() and not (tmp_path / "lm" / "label_map.json").exists()
+    assert model_task(tmp_path / "lm") == "causal-lm" and model_task(tiny_gpt) == "causal-lm"  # record, architecture
+    generator = load_generator(tmp_path / "lm", max_new_tokens=5)
+    assert generator.max_length == 32
+    first, second = generator.generate(["my parcel", "refund please"]), generator.generate(["my parcel", "x"])
+    assert len(first) == 2 and first[0] == second[0]  # greedy: the same prompt gives the same text
+    assert [len(ids) for ids in generator.generate_tokens(["my parcel", "x"])] == [5, 5]  # bounded new tokens
 
 
 def test_bad_settings_and_unsafe_models_are_refused(rows: list[dict], tiny_bert: Path, tmp_path: Path):
