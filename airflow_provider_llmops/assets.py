@@ -115,3 +115,46 @@ def emit_champion_event(context: Any, model_name: str, tracking_uri: str, extra:
         return False
     events[champion_alias()].add(champion_asset(model_name, tracking_host(tracking_uri)), extra=extra)
     return True
+
+
+# With a service configured, promotion emits, through the alias `llmops_candidate`, the asset
+# `llmops_candidate_<model>` when a version passes the gate and becomes the `candidate` (the deploy DAG is scheduled
+# on it); URI `mlflow://<tracking host>/models/<model>?alias=candidate` (the same OpenLineage dataset as the champion
+# asset: the registered model), extra: model, version, champion, decision_id.
+CANDIDATE_ALIAS = "llmops_candidate"
+
+
+def candidate_asset_name(model_name: str) -> str:
+    return f"llmops_candidate_{model_name}"
+
+
+def candidate_alias() -> Any:
+    from airflow.sdk import AssetAlias
+
+    return AssetAlias(name=CANDIDATE_ALIAS, group="llmops")
+
+
+def candidate_asset(model_name: str, tracking_host: str) -> Any:
+    from airflow.sdk import Asset
+
+    return Asset(
+        name=candidate_asset_name(model_name),
+        uri=f"mlflow://{tracking_host}/models/{model_name}?alias=candidate",
+        group="llmops",
+    )
+
+
+def emit_candidate_event(context: Any, model_name: str, tracking_uri: str, extra: dict[str, Any]) -> bool:
+    """Add a new-candidate event to the `llmops_candidate` alias when the task declares it as an outlet."""
+    from airflow_provider_llmops.core.model.registry import tracking_host
+
+    events = context.get("outlet_events") if hasattr(context, "get") else None
+    task = context.get("task") if hasattr(context, "get") else None
+    if (
+        events is None
+        or task is None
+        or not any(getattr(o, "name", None) == CANDIDATE_ALIAS for o in getattr(task, "outlets", []))
+    ):
+        return False
+    events[candidate_alias()].add(candidate_asset(model_name, tracking_host(tracking_uri)), extra=extra)
+    return True

@@ -48,8 +48,12 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_llmops.operators.evaluate",
                     "airflow_provider_llmops.operators.promote",
                     "airflow_provider_llmops.operators.rollback",
+                    "airflow_provider_llmops.operators.deploy",
                 ],
             }
+        ],
+        "triggers": [
+            {"integration-name": "LLMOps", "python-modules": ["airflow_provider_llmops.triggers.canary"]},
         ],
         "hooks": [
             {

@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
 
-from airflow_provider_llmops.assets import champion_alias, retrain_request_asset_name
+from airflow_provider_llmops.assets import candidate_alias, champion_alias, retrain_request_asset_name
 from airflow_provider_llmops.dags._common import dataset_param, provider_dag
 from airflow_provider_llmops.operators.evaluate import EvaluateModelOperator
 from airflow_provider_llmops.operators.promote import PromoteModelOperator
@@ -30,7 +30,9 @@ hand with Params.
    stricter (higher floors and margins, more guards, lower bounds) unless the DAG was built with
    `allow_gate_override=True`, and then every loosened field is written to the audit trail. On pass it moves
    `champion` / `previous-champion` as a compare-and-swap; a new champion is announced as the asset
-   `llmops_champion_<model>` (alias `llmops_champion`).
+   `llmops_champion_<model>` (alias `llmops_champion`). With an inference service configured (`[llmops]
+   serve_url`) and a champion in place, the version becomes `candidate` instead, announced as
+   `llmops_candidate_<model>` (alias `llmops_candidate`): `llmops_deploy` rolls it out through a canary.
 
 At most one run is active at a time; `fine_tune` and `promote` change the registry and run in the one-slot pool
 `[llmops] registry_pool` (create it: `airflow pools set llmops_registry 1 "llmops registry changes"`), and the
@@ -186,7 +188,7 @@ def build_retrain_dag(
             store_conn_id=store_conn_id,
             pool=settings.registry_pool,
             retries=1,
-            outlets=[champion_alias()],
+            outlets=[champion_alias(), candidate_alias()],
         )
         should_retrain() >> [fine_tune, no_retrain()]
         fine_tune >> evaluate >> promote

@@ -146,7 +146,8 @@ def gate_run_facet(result: dict[str, Any], action: str = "promote") -> Any:
         version=result.get("challenger_version") if action == "promote" else result.get("champion"),
         championBefore=result.get("champion_before") if action == "promote" else result.get("rolled_back_from"),
         passed=bool(result.get("passed", action == "rollback")),
-        changed=bool(result.get("promoted", action == "rollback")) and not result.get("already_done", False),
+        changed=bool(result.get("promoted", action == "rollback") or result.get("candidate"))
+        and not result.get("already_done", False),
         firstModel=bool(result.get("first_model", False)),
         reasons=list(result.get("reasons") or []),
         checks=checks,
@@ -165,4 +166,57 @@ def gate_run_facet(result: dict[str, Any], action: str = "promote") -> Any:
         },
         reason=result.get("reason") if action == "rollback" else None,
         evidence=(result.get("evidence") or {}).get("kind") if action == "rollback" else None,
+    )
+
+
+def _number_or_none(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def deployment_run_facet(result: dict[str, Any]) -> Any:
+    """`llmopsDeployment`: a canary rollout (DeployModelOperator): each step with its share, status and checks
+    (value, bound, passed, enough data), the decision (promoted, rolled_back, already_done), the policy and any
+    loosening of it, the aliases after it."""
+    steps = []
+    for step in result.get("steps") or []:
+        steps.append(
+            {
+                "step": int(step.get("step", 0)),
+                "share": float(step.get("share", 0.0)),
+                "status": str(step.get("status", "error")),
+                "message": str(step.get("message", "")),
+                "windows": int(step.get("windows", 0)),
+                "checks": [
+                    {
+                        "name": str(c.get("name")),
+                        "value": _number_or_none(c.get("value")),
+                        "bound": _number_or_none(c.get("bound")),
+                        "passed": bool(c.get("passed")),
+                        "enoughData": bool(c.get("enough_data")),
+                        "detail": str(c.get("detail", "")),
+                    }
+                    for c in step.get("checks") or []
+                ],
+            }
+        )
+    override = result.get("policy_override") or {}
+    return _facet(
+        "LlmopsDeploymentRunFacet",
+        modelName=result["model_name"],
+        version=str(result["version"]),
+        championBefore=result.get("champion_before"),
+        deployId=result.get("deploy_id"),
+        decision=result.get("decision", "in_progress"),
+        reason=result.get("reason"),
+        failingChecks=[str(c.get("name")) for c in result.get("failing") or []],
+        steps=steps,
+        aliases={k: str(v) for k, v in (result.get("aliases") or {}).items()},
+        policy=result.get("policy"),
+        policyOverride={
+            "applied": bool(override.get("applied")),
+            "fields": [
+                {"field": str(c["field"]), "from": c.get("from"), "to": c.get("to")}
+                for c in override.get("loosened") or []
+            ],
+        },
     )

@@ -31,9 +31,15 @@ class PromoteModelOperator(LLMOpsBaseOperator):
     version tags (`llmops.gate`, `llmops.gate_reasons`), an audit record (`<home>/audit/audit.jsonl`) and the
     `llmopsGate` lineage facet. A rejection is a decision, not an error: the task succeeds with `promoted:
     false` unless `fail_on_reject`.
+    With an inference service (`deploy_via_canary`, by default whether `[llmops] serve_url` is set) and a champion
+    in place, a pass does not move `champion`: the challenger becomes `candidate` (compare-and-swap, champion
+    untouched; tags `llmops.candidate_at`/`llmops.candidate_by`, audit record `model.candidate`) and the deploy DAG
+    rolls it out through a canary. The first model has nothing to compare a canary with and becomes champion.
     Emits: with `outlets=[champion_alias()]`, the asset `llmops_champion_<model>` when this run changed the
-    champion (on a retry too: a retry completes a promotion an earlier try left half done, see `promote_job`).
-    Returns (XCom): promoted, champion, reasons, checks, aliases, decision_id, announce, champion_event.
+    champion (on a retry too: a retry completes a promotion an earlier try left half done, see `promote_job`);
+    with `outlets=[candidate_alias()]`, the asset `llmops_candidate_<model>` when it made a new candidate.
+    Returns (XCom): promoted, candidate, target, champion, reasons, checks, aliases, decision_id, announce,
+    champion_event, candidate_event.
 
     :param evaluation: the XCom of `EvaluateModelOperator` (pass `evaluate.output`): a dict, or its JSON text,
         with `model_name`, `key`, `report_uri` and `report_sha256`. Only this reference is used; the metrics
@@ -54,6 +60,8 @@ class PromoteModelOperator(LLMOpsBaseOperator):
         recorded (audit record `model.gate_override`, `gateOverride` in the `llmopsGate` facet).
     :param fail_on_reject: whether a rejection fails the task (GateRejectedError with the reasons, after the
         decision is recorded). Default False: the task succeeds with `promoted: false`.
+    :param deploy_via_canary: whether a passed challenger becomes `candidate` for a canary deployment (True) or
+        `champion` at once (False). Default None: True when `[llmops] serve_url` names an inference service.
     """
 
     template_fields: Sequence[str] = (*LLMOpsBaseOperator.base_template_fields, "evaluation", "gate_override")
@@ -69,6 +77,7 @@ class PromoteModelOperator(LLMOpsBaseOperator):
         gate_override: dict[str, Any] | str | None = None,
         allow_gate_override: bool = False,
         fail_on_reject: bool = False,
+        deploy_via_canary: bool | None = None,
         mlflow_conn_id: str | None = None,
         store_uri: str | None = None,
         store_conn_id: str | None = None,
@@ -80,6 +89,7 @@ class PromoteModelOperator(LLMOpsBaseOperator):
         self.gate_override = gate_override
         self.allow_gate_override = allow_gate_override
         self.fail_on_reject = fail_on_reject
+        self.deploy_via_canary = deploy_via_canary
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_llmops.core.governance.promote_job import promote
@@ -90,6 +100,11 @@ class PromoteModelOperator(LLMOpsBaseOperator):
         if not isinstance(evaluation, dict) or "report_sha256" not in evaluation:
             raise ConfigurationError("evaluation must be the result of EvaluateModelOperator (pass its .output)")
         resolved = _resolve(self.gate, self.gate_override, self.allow_gate_override)
+        deploy = self.deploy_via_canary
+        if deploy is None:
+            from airflow_provider_llmops.settings import serve_options
+
+            deploy = bool(serve_options().get("serve_url", "").strip())
         store = self.store
         registry = self.registry
         self._lineage = {"tracking_uri": registry.tracking_uri}
@@ -101,6 +116,7 @@ class PromoteModelOperator(LLMOpsBaseOperator):
             spec=resolved,
             run=_run(context),
             log=self.log.info,
+            deploy=bool(deploy),
         )
         self._lineage["result"] = result
         for check in result["decision"]["checks"]:
@@ -118,7 +134,20 @@ class PromoteModelOperator(LLMOpsBaseOperator):
                 "decision_id": result["decision_id"],
             }
             result["champion_event"] = emit_champion_event(context, result["model_name"], registry.tracking_uri, extra)
-        if not result["promoted"] and self.fail_on_reject:
+        result["candidate_event"] = None
+        if result.get("candidate") and result.get("announce"):
+            from airflow_provider_llmops.assets import emit_candidate_event
+
+            extra = {
+                "model": result["model_name"],
+                "version": result["candidate"],
+                "champion": result.get("champion_before"),
+                "decision_id": result["decision_id"],
+            }
+            result["candidate_event"] = emit_candidate_event(
+                context, result["model_name"], registry.tracking_uri, extra
+            )
+        if not result["passed"] and self.fail_on_reject:
             raise GateRejectedError(result["model_name"], result["challenger_version"], result["reasons"])
         return result
 

@@ -15,6 +15,12 @@ event exactly once:
    made (or completed) the change, because Airflow keeps the outlet events of the successful try only, and false
    when another run made the change.
 
+With a service configured (`deploy=True`, the operator's default when `[llmops] serve_url` is set) and a champion in
+place, a passed gate does not move `champion`: the challenger becomes `candidate` (the same steps: intent
+`llmops.candidate_id`, swap challenger -> candidate with champion unchanged, tags `llmops.gate`,
+`llmops.candidate_at`/`llmops.candidate_by`, audit `model.candidate`, announce), and `deploy_job` moves `champion`
+once its canary passes. The first model has nothing to compare a canary with and becomes champion directly.
+
 The gate judges the evaluation stored by evaluate (`evaluate_job.load_evaluation`, hash-checked), never metrics
 passed along in XCom. A rollback targets only a version that was champion before (tag `llmops.promoted_at`, or
 an audit record) or one that passes the gate against the current champion in a stored evaluation, and needs a
@@ -34,9 +40,13 @@ from airflow_provider_llmops.core.data.store import DatasetStore
 from airflow_provider_llmops.core.governance.audit import AuditTrail, records
 from airflow_provider_llmops.core.governance.gate import GateSpec, ResolvedGate, decide
 from airflow_provider_llmops.core.model.contract import (
+    CANDIDATE,
     CHALLENGER,
     CHAMPION,
     PREVIOUS,
+    TAG_CANDIDATE_AT,
+    TAG_CANDIDATE_BY,
+    TAG_CANDIDATE_ID,
     TAG_EVALUATION,
     TAG_EVALUATION_SHA256,
     TAG_GATE,
@@ -69,10 +79,17 @@ def _digest(*parts: Any) -> str:
 
 
 def promotion_id(
-    model: str, challenger: str, champion_before: str | None, evaluation_sha256: str, spec: GateSpec
+    model: str,
+    challenger: str,
+    champion_before: str | None,
+    evaluation_sha256: str,
+    spec: GateSpec,
+    target: str = CHAMPION,
 ) -> str:
-    """The id of one promotion decision: the same inputs always give the same id (a retry resumes it)."""
-    return _digest("promote", model, challenger, champion_before, evaluation_sha256, spec.to_dict())[:32]
+    """The id of one promotion decision: the same inputs always give the same id (a retry resumes it). `target`
+    is the alias the challenger moves to (`candidate` with a service configured)."""
+    parts: tuple[Any, ...] = ("promote", model, challenger, champion_before, evaluation_sha256, spec.to_dict())
+    return _digest(*parts, target)[:32] if target != CHAMPION else _digest(*parts)[:32]
 
 
 def run_key(run: Mapping[str, Any]) -> str | None:
@@ -119,12 +136,15 @@ def promote(
     spec: GateSpec | ResolvedGate,
     run: Mapping[str, Any],
     log: Any = print,
+    deploy: bool = False,
 ) -> dict[str, Any]:
     """Gate the evaluated challenger on its stored evaluation (`evaluation` is evaluate's XCom reference: model,
     key, report URI and hash); on pass, champion <- challenger and previous-champion <- old champion, as a
     compare-and-swap against the aliases seen at evaluation time, then tags, audit record and (via `announce`)
     the asset event, resuming whatever an earlier try left undone. `spec` may be a `ResolvedGate` whose
-    loosened fields are recorded as a `model.gate_override` audit record."""
+    loosened fields are recorded as a `model.gate_override` audit record. With `deploy` (a service is configured)
+    and a champion in place, a pass makes the challenger `candidate` instead (see the module docstring): the
+    result then has `promoted: False`, `candidate: <version>`, `target: "candidate"`."""
     from airflow_provider_llmops.core.model.evaluate_job import load_evaluation  # numpy: not at DAG-parse time
 
     resolved = spec if isinstance(spec, ResolvedGate) else None
@@ -135,7 +155,8 @@ def promote(
     challenger = str(summary["challenger_version"])
     champion = str(summary["champion_version"]) if summary.get("champion_version") else None
     decision = decide(summary["challenger"], summary.get("champion"), gate)
-    decision_id = promotion_id(name, challenger, champion, evaluation_sha, gate)
+    target = CANDIDATE if deploy and champion and champion != challenger else CHAMPION
+    decision_id = promotion_id(name, challenger, champion, evaluation_sha, gate, target)
     key = run_key(run)
     result: dict[str, Any] = {
         "model_name": name,
@@ -158,6 +179,8 @@ def promote(
         "version_url": registry.version_url(name, challenger),
         "announce": False,
         "resumed": False,
+        "target": target,
+        "candidate": None,
     }
     if resolved and resolved.loosened:
         _append_once(
@@ -217,6 +240,8 @@ def promote(
         result.update(promoted=False, champion=current.get(CHAMPION), aliases=current, already_done=not appended)
         return result
 
+    if target == CANDIDATE:
+        return _make_candidate(registry, audit, run, result, tags, decision, summary, gate, log)
     version = registry.get_version(name, challenger)
     swapped_before = (
         current.get(CHAMPION) == challenger
@@ -292,6 +317,83 @@ def promote(
     return result
 
 
+def _make_candidate(
+    registry: ModelRegistry,
+    audit: AuditTrail,
+    run: Mapping[str, Any],
+    result: dict[str, Any],
+    tags: dict[str, str],
+    decision: Any,
+    summary: Mapping[str, Any],
+    gate: GateSpec,
+    log: Any,
+) -> dict[str, Any]:
+    """The passed challenger becomes `candidate` (champion unchanged), complete-or-resume like a promotion."""
+    name, challenger, champion = result["model_name"], result["challenger_version"], result["champion_before"]
+    decision_id, key = result["decision_id"], run_key(run)
+    current = registry.aliases(name)
+    version = registry.get_version(name, challenger)
+    swapped_before = current.get(CANDIDATE) == challenger and version.tags.get(TAG_CANDIDATE_ID) == decision_id
+    moved_on = version.tags.get(TAG_CANDIDATE_BY) == decision_id and not swapped_before  # deployed or rejected since
+    wrote = False
+    if moved_on:
+        log(f"{name} v{challenger} was made candidate by this decision and has moved on since; nothing to change")
+    elif not swapped_before:
+        registry.tag_version(name, challenger, {TAG_CANDIDATE_ID: decision_id})  # 1. intent
+        expected = {CHAMPION: champion, CHALLENGER: challenger}
+        try:
+            current = registry.compare_and_swap(name, expected, {CANDIDATE: challenger, CHALLENGER: None})  # 2. swap
+        except AliasConflict as exc:
+            _drop_tag(registry, name, challenger, TAG_CANDIDATE_ID)
+            aborted: dict[str, Any] = {"model": name, "version": challenger, "decision_id": decision_id}
+            aborted.update(expected=expected, error=str(exc), run=dict(run))
+            audit.append("model.promotion_aborted", aborted, actor=actor_of(run))
+            raise
+        wrote = True
+    else:
+        log(f"resuming decision {decision_id[:12]} of {name} v{challenger}: it is already {CANDIDATE}")
+    if version.tags.get(TAG_CANDIDATE_BY) != decision_id:  # 3. tags
+        registry.tag_version(name, challenger, {**tags, TAG_CANDIDATE_AT: _now(), TAG_CANDIDATE_BY: decision_id})
+        wrote = True
+    record, appended = _append_once(  # 4. audit
+        audit,
+        "model.candidate",
+        {
+            "model": name,
+            "version": challenger,
+            "champion": champion,
+            "decision_id": decision_id,
+            "run_key": key,
+            "aliases": current,
+            "checks": decision.checks,
+            "challenger_metrics": summary["challenger"],
+            "champion_metrics": summary.get("champion"),
+            "evaluation": summary.get("report_uri"),
+            "evaluation_sha256": result["evaluation_sha256"],
+            "gate": gate.to_dict(),
+            "run": dict(run),
+        },
+        run,
+        decision_id=decision_id,
+    )
+    wrote = wrote or appended
+    owner = (record.get("data") or {}).get("run_key")
+    log(
+        f"{name} v{challenger} passed the gate and is {CANDIDATE}; v{champion} stays {CHAMPION} until its canary passes"
+    )
+    result.update(
+        promoted=False,
+        candidate=challenger,
+        champion=champion,
+        aliases=registry.aliases(name),
+        already_done=not wrote,
+        resumed=swapped_before,
+        announce=appended or (key is not None and owner == key),  # 5. the candidate asset event
+        audit_seq=record.get("seq"),
+    )
+    return result
+
+
 def _evaluation_evidence(
     registry: ModelRegistry, store: DatasetStore, name: str, target: str, champion: str | None, spec: GateSpec
 ) -> tuple[dict[str, Any] | None, list[str]]:
@@ -340,7 +442,7 @@ def rollback_evidence(
     version = registry.get_version(model_name, target)
     if version.tags.get(TAG_PROMOTED_AT):
         return {"kind": "was_champion", "tag": TAG_PROMOTED_AT, "promoted_at": version.tags[TAG_PROMOTED_AT]}
-    for event, field in (("model.promoted", "version"), ("model.rolled_back", "to")):
+    for event, field in (("model.promoted", "version"), ("model.deployed", "version"), ("model.rolled_back", "to")):
         found = find_record(audit, event, verified=True, model=model_name, **{field: target})
         if found is not None:
             return {"kind": "was_champion", "audit_event": event, "seq": found["seq"], "hash": found["hash"]}

@@ -403,3 +403,70 @@ def test_a_record_planted_in_a_keyed_trail_cannot_authorise_a_rollback(world: Wo
     with pytest.raises(AuditError, match="not relying on an audit trail that does not verify"):
         world.rollback("3")
     assert world.registry.aliases(world.name) == {CHAMPION: "2", PREVIOUS: "1"}
+
+
+# ---- with a service configured: the challenger becomes the candidate -------------------------------------------
+
+
+def test_with_a_service_a_passed_challenger_becomes_candidate_and_champion_stays(world: World):
+    from airflow_provider_llmops.core.model.contract import CANDIDATE, TAG_CANDIDATE_BY, TAG_CANDIDATE_ID
+
+    _first_champion(world)
+    world.challenger("2")
+    reference = world.evaluation("2", "1", GOOD, OK)
+    kwargs = {"registry": world.registry, "audit": world.audit, "store": world.store, "evaluation": reference,
+              "spec": GateSpec(), "log": lambda *_: None, "deploy": True}  # fmt: skip
+    result = promote(run=RUN, **kwargs)
+    assert result["promoted"] is False and result["passed"] is True and result["candidate"] == "2"
+    assert result["target"] == CANDIDATE and result["champion"] == "1" and result["announce"] is True
+    assert world.registry.aliases(world.name) == {CHAMPION: "1", CANDIDATE: "2"}
+    tags = world.registry.get_version(world.name, "2").tags
+    assert tags["llmops.gate"] == "passed" and TAG_PROMOTED_AT not in tags  # not a former champion
+    assert tags[TAG_CANDIDATE_ID] == tags[TAG_CANDIDATE_BY] == result["decision_id"]
+    (record,) = world.events("model.candidate")
+    assert record["data"]["champion"] == "1" and record["data"]["decision_id"] == result["decision_id"]
+    retry = promote(run={**RUN, "try_number": 2}, **kwargs)  # a retry: nothing more to write, still announced
+    assert retry["already_done"] is True and retry["resumed"] is True and retry["announce"] is True
+    world.registry.compare_and_swap(world.name, {}, {CANDIDATE: None})  # its canary ended (deployed or rejected)
+    later = promote(run={**RUN, "try_number": 3}, **kwargs)
+    assert later["already_done"] is True and world.registry.aliases(world.name) == {CHAMPION: "1"}
+    assert len(world.events("model.candidate")) == 1 and world.events("model.promoted")[-1]["data"]["version"] == "1"
+
+
+def test_with_a_service_the_first_model_and_a_rejection_are_unchanged(world: World):
+    world.challenger("1")
+    first = promote(
+        registry=world.registry, audit=world.audit, store=world.store, evaluation=world.evaluation("1", None, OK),
+        spec=GateSpec(), run=RUN, log=lambda *_: None, deploy=True,
+    )  # fmt: skip
+    assert first["promoted"] is True and first["target"] == CHAMPION  # nothing to compare a canary with
+    world.challenger("2")
+    rejected = promote(
+        registry=world.registry, audit=world.audit, store=world.store, evaluation=world.evaluation("2", "1", BAD, OK),
+        spec=GateSpec(), run=RUN, log=lambda *_: None, deploy=True,
+    )  # fmt: skip
+    assert rejected["passed"] is False and rejected["candidate"] is None
+    assert world.registry.aliases(world.name) == {CHAMPION: "1", CHALLENGER: "2"}
+
+
+def test_a_version_deployed_through_its_canary_may_be_rolled_back_to(world: World):
+    """complete_canary tags the new champion like a promotion, so rollback accepts it as a former champion."""
+    from airflow_provider_llmops.core.governance.deploy_job import CanaryPolicy, complete_canary, start_canary
+    from airflow_provider_llmops.core.model.contract import CANDIDATE
+
+    _first_champion(world)
+    world.challenger("2")
+    promote(
+        registry=world.registry, audit=world.audit, store=world.store, evaluation=world.evaluation("2", "1", GOOD, OK),
+        spec=GateSpec(), run=RUN, log=lambda *_: None, deploy=True,
+    )  # fmt: skip
+    assert world.registry.alias(world.name, CANDIDATE) == "2"
+    run = {"dag_id": "llmops_deploy", "run_id": "d1", "task_id": "deploy"}
+    deployment = start_canary(
+        registry=world.registry, audit=world.audit, model_name=world.name, policy=CanaryPolicy(), run=run,
+        log=lambda *_: None,
+    )  # fmt: skip
+    complete_canary(registry=world.registry, audit=world.audit, deployment=deployment, run=run, log=lambda *_: None)
+    assert world.registry.aliases(world.name) == {CHAMPION: "2", PREVIOUS: "1"}
+    back = world.rollback(None)
+    assert back["champion"] == "1" and world.rollback("2", run={**RUN_RB, "run_id": "again"})["champion"] == "2"
