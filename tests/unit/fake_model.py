@@ -1,9 +1,10 @@
-"""Stand-ins for the two slow model functions of the fast tier, and the small world the model tests share.
+"""Stand-ins for the slow model functions of the fast tier, and the small world the model tests share.
 
-Only fine-tuning (`core.model.training.train`, ~45 s for a real run) and loading a classifier for inference
-(`core.model.modeling.load_classifier`, ~6 s plus torch) are replaced; everything around them (the train, evaluate
-and promote jobs, the MLflow registry on SQLite, the store, the audit trail, the drift profile with the packaged
-tokenizer, the metrics) runs for real. The slow tier trains and scores for real in
+Only fine-tuning (`core.model.training.train`, ~45 s for a real run), loading a classifier for inference
+(`core.model.modeling.load_classifier`, ~6 s plus torch) and, where train_job exports to ONNX, that export (it
+traces the torch model, which a fake model is not; recorded as skipped with a reason) are replaced; everything
+around them (the train, evaluate and promote jobs, the MLflow registry on SQLite, the store, the audit trail, the
+drift profile with the packaged tokenizer, the metrics) runs for real. The slow tier trains and scores for real in
 tests/integration/test_model_lifecycle.py.
 
 `FakeTrainer(mode)` writes a model folder the way `training.train` does (config.json, a dummy model.safetensors,
@@ -130,6 +131,12 @@ def fake_models(monkeypatch: Any, mode: str = "oracle") -> FakeTrainer:
     trainer = FakeTrainer(mode)
     monkeypatch.setattr(train_job, "train", trainer)
     monkeypatch.setattr(modeling, "load_classifier", lambda model_dir, **kw: FakeClassifier(model_dir, **kw))
+    if hasattr(train_job, "export_classifier"):  # the ONNX export traces a torch model, which a fake model is not
+        from airflow_provider_llmops.core.model.contract import ONNX_SKIPPED
+        from airflow_provider_llmops.core.model.onnx_export import OnnxExport
+
+        skipped = OnnxExport(ONNX_SKIPPED, reason="fake model (tests): no torch graph to export")
+        monkeypatch.setattr(train_job, "export_classifier", lambda *args, **kwargs: skipped)
     return trainer
 
 
@@ -220,7 +227,9 @@ class OutletEvents(dict):
 
     def __missing__(self, key: Any) -> Any:
         added: list[tuple[Any, dict[str, Any]]] = []
-        self[key] = accessor = type("Accessor", (), {"added": added, "add": lambda _s, a, extra: added.append((a, extra))})()
+        self[key] = accessor = type(
+            "Accessor", (), {"added": added, "add": lambda _s, a, extra: added.append((a, extra))}
+        )()
         return accessor
 
 
@@ -238,7 +247,11 @@ def context(
 
     pushed: dict[str, Any] = {}
     ti = SimpleNamespace(
-        dag_id=dag_id, run_id=run_id, task_id=task_id, try_number=1, xcom_push=lambda key, value: pushed.update({key: value})
+        dag_id=dag_id,
+        run_id=run_id,
+        task_id=task_id,
+        try_number=1,
+        xcom_push=lambda key, value: pushed.update({key: value}),
     )
     return {
         "ti": ti,
@@ -247,3 +260,80 @@ def context(
         "dag_run": SimpleNamespace(triggering_user_name=triggered_by),
         "pushed": pushed,
     }
+
+
+def register_version(env: ModelEnv, model: str, snapshots: Sequence[str], mode: str = "oracle", seed: int = 42) -> str:
+    """A version of `model` as train_job leaves one, minus the plots and profile: a finished run holding a fake
+    model folder (`model/`) trained on `snapshots` ("dataset/snapshot_id"), the tags evaluate reads (snapshots,
+    seed, validation fraction, task), the `challenger` alias. Cheaper than the FineTuneOperator; for the tests
+    of what comes after training."""
+    import tempfile
+
+    from airflow_provider_llmops.core.model.contract import (
+        CHALLENGER,
+        MODEL_ARTIFACT,
+        TAG_SEED,
+        TAG_SNAPSHOTS,
+        TAG_TASK,
+        TAG_VAL_FRACTION,
+    )
+    from airflow_provider_llmops.core.model.train_job import SnapshotSel, load_rows
+
+    config = TrainConfig(seed=seed)
+    rows = load_rows(env.store, [SnapshotSel.parse(s) for s in snapshots])
+    tags = {
+        TAG_SNAPSHOTS: ",".join(snapshots),
+        TAG_SEED: str(seed),
+        TAG_VAL_FRACTION: str(config.validation_fraction),
+        TAG_TASK: config.task,
+    }
+    client = env.registry.client
+    run_id = client.create_run(env.experiment_id, tags=tags).info.run_id
+    with tempfile.TemporaryDirectory() as tmp:
+        FakeTrainer(mode)(rows, config, Path(tmp) / MODEL_ARTIFACT, log=lambda *_: None)
+        client.log_artifacts(run_id, str(Path(tmp) / MODEL_ARTIFACT), MODEL_ARTIFACT)
+    client.set_terminated(run_id, "FINISHED")
+    source = f"{client.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
+    version = env.registry.register(model, source, run_id, tags).version
+    client.set_registered_model_alias(model, CHALLENGER, version)
+    return version
+
+
+def dummy_versions(env: ModelEnv, model: str, count: int, tmp: Path) -> None:
+    """`count` versions of `model` with a dummy artifact and no run (enough for promote and rollback)."""
+    source = tmp / "dummy-model"
+    source.mkdir(exist_ok=True)
+    (source / "weights.txt").write_text("dummy")
+    env.registry.ensure_model(model)
+    for _ in range(count):
+        env.registry.client.create_model_version(model, source=str(source), run_id=None)
+
+
+def stored_evaluation(
+    env: ModelEnv,
+    model: str,
+    challenger: str,
+    champion: str | None,
+    metrics: dict[str, Any],
+    champion_metrics: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Commit an evaluation report the way evaluate does (store + version tags) and return evaluate's XCom."""
+    from airflow_provider_llmops.core.model.contract import TAG_EVALUATION, TAG_EVALUATION_SHA256
+    from airflow_provider_llmops.core.model.evaluate_job import report_sha256
+
+    digest = hashlib.sha256(repr(metrics).encode()).hexdigest()[:12]
+    key = f"v{challenger}-vs-{'v' + champion if champion else 'none'}-{digest}"
+    summary = {
+        "model_name": model,
+        "key": key,
+        "challenger_version": challenger,
+        "champion_version": champion,
+        "challenger": metrics,
+        "champion": champion_metrics if champion else None,
+        "report_uri": env.store.evaluation_uri(model, key),
+    }
+    raw = json.dumps({"summary": summary, "results": {}}).encode()
+    env.store.commit_evaluation(model, key, {"evaluation.json": raw})
+    sha = report_sha256(raw)
+    env.registry.tag_version(model, challenger, {TAG_EVALUATION: summary["report_uri"], TAG_EVALUATION_SHA256: sha})
+    return {**summary, "report_sha256": sha}
