@@ -329,7 +329,8 @@ class ModelManager:
     async def generate(self, served: Served, prompt: str, max_new_tokens: int) -> str:
         """One generation at a time per service (a causal LM forward is not batched here), in a worker thread."""
         async with self._generate_lock:
-            return await asyncio.to_thread(served.runtime.generate, prompt, max_new_tokens=max_new_tokens)
+            texts = await asyncio.to_thread(served.runtime.generate, [prompt], max_new_tokens=max_new_tokens)
+            return str(texts[0])
 
 
 def _bucket(key: str) -> int:
@@ -346,8 +347,8 @@ def _smoke_classifier(runtime: Any, labels: list[str]) -> None:
 
 
 def _smoke_generator(runtime: Any) -> None:
-    text = runtime.generate(SMOKE_TEXT, max_new_tokens=2)
-    if not isinstance(text, str):
+    texts = runtime.generate([SMOKE_TEXT], max_new_tokens=2)
+    if len(texts) != 1 or not isinstance(texts[0], str):
         raise LLMOpsError("smoke generation did not return text")
 
 
@@ -386,11 +387,11 @@ class RegistrySource:
         if modeling.model_task(model_dir) == modeling.GENERATOR_TASK:
             return modeling.load_generator(model_dir), GENERATOR, "torch"
         if self.backend == "onnx":
-            onnx_dir = contract.fetch_onnx(self.registry, info, self.cache_dir)
-            if onnx_dir is not None:
+            onnx_file = contract.fetch_onnx(self.registry, info, self.cache_dir)
+            if onnx_file is not None:
                 from airflow_provider_llmops.core.model.onnx_runtime import load_onnx_classifier
 
-                return load_onnx_classifier(onnx_dir, model_dir), CLASSIFIER, "onnx"
+                return load_onnx_classifier(model_dir, onnx_file), CLASSIFIER, "onnx"
             log.warning("version %s has no ONNX export; serving it with torch", version)
         return modeling.load_classifier(model_dir), CLASSIFIER, "torch"
 

@@ -58,8 +58,8 @@ class KeywordModel:
 class EchoGenerator:
     labels: list[str] = []
 
-    def generate(self, prompt: str, max_new_tokens: int = 8) -> str:
-        return f"reply to {prompt[:40]} contact ops@example.com"
+    def generate(self, prompts: list[str], max_new_tokens: int = 8) -> list[str]:
+        return [f"reply to {prompt[:40]} contact ops@example.com" for prompt in prompts]
 
 
 class FakeSource:
