@@ -185,7 +185,12 @@ def _print_retrain(results: dict[str, Any], names: dict[str, str]) -> None:
                     f"    macro_f1 on {_part_name(part, names):<24} {_fmt(value)}"
                     + (f"   (champion {_fmt(old)})" if evaluation.get("champion_version") else "")
                 )
-    if promote:
+    if promote and promote.get("candidate"):
+        print(
+            f"  gate        PASSED: v{promote['candidate']} is the candidate for deployment "
+            f"(champion stays v{promote['champion']} until its canary passes)"
+        )
+    elif promote:
         verdict = "PROMOTED" if promote["promoted"] else "REJECTED"
         print(
             f"  gate        {verdict}: champion is now v{promote['champion']}"
@@ -211,7 +216,6 @@ def _part_name(part: str, names: dict[str, str]) -> str:
 def cmd_demo(args: argparse.Namespace) -> int:
     """The whole loop on the sample data: reference -> first model; same-distribution batch -> no drift, no
     retraining; drifted batch -> drift -> retrain -> evaluate against the champion -> promote."""
-    from airflow_provider_llmops.resources import sample_data_dir
 
     home = _home(args)
     env = embedded.embedded_env(home)
@@ -225,12 +229,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 "MLFLOW_LOGGING_LEVEL": "WARNING",
             }
         )
+    serving = not (args.no_train or args.no_drift or args.no_serve)
+    if serving:
+        port = _free_port(args.serve_port)
+        env.update(demo_serve_env(port))
     embedded.apply(env)
     print(
         f"[llmops] embedded Airflow under {env['AIRFLOW_HOME']} (SQLite, LocalExecutor); migrating the metadata DB ...",
         flush=True,
     )
     embedded.prepare(home, env)
+    service = _start_service(home, env) if serving else None
+    try:
+        return _demo_loop(args, home, service)
+    finally:
+        if service is not None:
+            _stop_service(service)
+
+
+def _demo_loop(args: argparse.Namespace, home: Path, service: Any) -> int:
+    from airflow_provider_llmops.resources import sample_data_dir
+
     samples = sample_data_dir()
     sources = (
         [args.source]
@@ -274,14 +293,179 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"llmops_retrain (after {name}): {state}")
         _print_retrain(results, names)
         failures += state != "success"
+        candidate = (results.get("promote", {}).get("xcom") or {}).get("candidate")
+        if candidate and service is not None:
+            failures += _demo_deploy(home, service, candidate, samples / "tickets_batch_drift.jsonl")
     if not args.no_train and not args.no_drift:
         _print_champion(args.model_name, last_drift)
     print(f"lineage       {embedded.lineage_file(home)} (OpenLineage events, one JSON per line)")
     print(f"audit         {home / 'audit' / 'audit.jsonl'} (verify: {_command_path('llmops')} audit verify)")
     print(f"metrics       {home / 'metrics'} (Prometheus textfiles; set [llmops] pushgateway_url to push)")
     print(f"MLflow        {home / 'mlflow'} (UI: {_command_path('llmops')} mlflow, then http://127.0.0.1:5000)")
+    if service is not None:
+        print(
+            f"service       {service['url']} served the demo (stopped now; run it: {_command_path('llmops')} serve, "
+            f"token: {_command_path('llmops')} token --sub me); inference audit {home / 'serving'}"
+        )
     print(f"UI            {_command_path('llmops')} ui   (then http://127.0.0.1:8080)")
     return 0 if failures == 0 else 1
+
+
+# The demo's canary policy: short windows and few requests, so the rollout takes seconds on the embedded default
+# (a production DAG keeps the defaults: 60 s windows, 50 requests). Disagreement is bounded loosely because the
+# demo's candidate is trained on the drifted traffic it is judged on, where it is meant to differ from the old champion.
+DEMO_POLICY = {
+    "step_weights": [0.1, 0.5, 1.0],
+    "analysis_interval_s": 3,
+    "min_requests": 8,
+    "max_error_rate": 0.01,
+    "max_p95_latency_ms": 2000,
+    "max_disagreement": 0.35,
+    "failure_threshold": 2,
+    "progress_deadline_s": 120,
+}
+
+
+def demo_serve_env(port: int) -> dict[str, str]:
+    """Settings the demo adds to the embedded default when it runs the inference service."""
+    return {
+        "AIRFLOW__LLMOPS__SERVE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__LLMOPS__SERVE_PORT": str(port),
+        "AIRFLOW__LLMOPS__SERVE_POLL_INTERVAL": "1",
+        "AIRFLOW__LLMOPS__DEPLOY_POLICY": json.dumps(DEMO_POLICY),
+    }
+
+
+def _free_port(preferred: int) -> int:
+    import socket
+
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise SystemExit("no free port on 127.0.0.1")
+
+
+def _start_service(home: Path, env: dict[str, str]) -> dict[str, Any]:
+    """`llmops serve` in its own process group, logging to <home>/serving/serve.log; waits for /healthz."""
+    import subprocess
+    import time
+
+    import httpx
+
+    log_path = home / "serving" / "serve.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    url = env["AIRFLOW__LLMOPS__SERVE_URL"]
+    print(f"[llmops] starting the inference service at {url} (log {log_path}) ...", flush=True)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "airflow_provider_llmops.cli", "serve"], env={**os.environ, **env},
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"llmops serve exited with {process.returncode}; see {log_path}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return {"process": process, "url": url, "home": home}
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    _stop_service({"process": process})
+    raise SystemExit(f"llmops serve did not answer within 120 s; see {log_path}")
+
+
+def _stop_service(service: dict[str, Any]) -> None:
+    import signal
+    import subprocess
+
+    process = service["process"]
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+def _demo_deploy(home: Path, service: dict[str, Any], candidate: str, traffic_file: Path) -> int:
+    """Run llmops_deploy for the candidate while a thread sends the service tickets (bounded in count and time);
+    print the steps, checks and decision. Returns 1 when the deploy run failed."""
+    import threading
+    import time
+
+    import httpx
+
+    from airflow_provider_llmops.serving.auth import local_auth_config, mint_token
+
+    url = service["url"]
+    texts = [json.loads(line)["text"] for line in traffic_file.read_text().splitlines()[:400]]
+    headers = {"Authorization": f"Bearer {mint_token(local_auth_config(home), 'llmops-demo', ['predict'], ttl_s=900)}"}
+    stop = threading.Event()
+    counts: dict[str, int] = {}
+
+    def traffic() -> None:
+        started = time.monotonic()
+        with httpx.Client(timeout=10) as client:
+            for i in range(20_000):
+                if stop.is_set() or time.monotonic() - started > 600:
+                    return
+                try:
+                    r = client.post(f"{url}/v1/predict", json={"text": texts[i % len(texts)]}, headers=headers)
+                    key = (
+                        f"{r.status_code} v{r.json().get('model_version')}"
+                        if r.status_code == 200
+                        else str(r.status_code)
+                    )
+                except (httpx.HTTPError, ValueError):
+                    key = "error"
+                counts[key] = counts.get(key, 0) + 1
+                time.sleep(0.02)
+
+    waited = time.monotonic()
+    while time.monotonic() - waited < 120:  # the service loads the champion on its next registry poll
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    print(f"[llmops] llmops_deploy: canary v{candidate} behind {url}, with demo traffic (tickets) ...", flush=True)
+    thread = threading.Thread(target=traffic, daemon=True)
+    thread.start()
+    try:
+        state, results = _run_dag("llmops_deploy", home / "dags", {})
+    finally:
+        stop.set()
+        thread.join(15)
+    print(f"llmops_deploy (v{candidate}): {state}")
+    deploy = results.get("deploy", {}).get("xcom") or {}
+    _print_deploy(deploy, candidate, state)
+    print(
+        f"  traffic     {sum(counts.values())} requests: " + ", ".join(f"{k}: {n}" for k, n in sorted(counts.items()))
+    )
+    return int(state != "success")
+
+
+def _print_deploy(deploy: dict[str, Any], candidate: str, state: str) -> None:
+    for step in deploy.get("steps") or []:
+        share = float(step.get("share") or 0)
+        checks = ", ".join(
+            f"{c.get('name')} {'ok' if c.get('passed') else 'FAIL'}"
+            + (f" ({c.get('detail')})" if c.get("detail") else "")
+            for c in step.get("checks") or []
+        )
+        print(f"  step        {share:.0%}: {step.get('status')}  {checks}")
+    if deploy.get("decision") == "promoted":
+        print(f"  canary      PASSED: champion is now v{deploy.get('version')}, previous-champion "
+              f"v{deploy.get('champion_before')}")  # fmt: skip
+    else:
+        print(f"  canary      ROLLED BACK: v{candidate} stays out of service ({state}); see the deploy task's log")
 
 
 def _champion_metrics(tags: dict[str, str]) -> str:
@@ -873,6 +1057,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--verbose", action="store_true", help="show Airflow's task logs")
     demo.add_argument("--no-drift", action="store_true", help="only ingest and validate")
     demo.add_argument("--no-train", action="store_true", help="ingest, validate and score drift, but do not train")
+    demo.add_argument("--no-serve", action="store_true", help="no inference service: promotion moves champion directly")
+    demo.add_argument("--serve-port", type=int, default=8765, help="port of the demo's inference service")
     demo.add_argument("--model-name", default="support_ticket_router")
     demo.add_argument(
         "--max-train-minutes", type=float, default=None, help="training budget per run (default: the DAG's, 30)"

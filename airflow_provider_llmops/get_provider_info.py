@@ -234,6 +234,14 @@ def get_provider_info() -> dict[str, Any]:
                         "",
                         "127.0.0.1:9091",
                     ),
+                    "deploy_policy": _option(
+                        "Canary policy of llmops_deploy when the DAG's author passes none: a JSON object of "
+                        "CanaryPolicy fields (step_weights, analysis_interval_s, min_requests, max_error_rate, "
+                        "max_p95_latency_ms, max_disagreement, failure_threshold, progress_deadline_s). "
+                        "Empty: the defaults (10%, 50%, 100%; 60 s windows; 50 requests).",
+                        "",
+                        '{"step_weights": [0.05, 0.25, 1.0], "min_requests": 200}',
+                    ),
                     **{key: _option(text, default) for key, (default, text) in SERVE_OPTIONS.items()},
                 },
             }

@@ -132,6 +132,22 @@ def _json_mapping(key: str) -> dict[str, str]:
     return value
 
 
+def _json_object(key: str) -> dict[str, Any]:
+    """A JSON object setting with values of any JSON type (checked by whoever uses it); {} when unset."""
+    raw = _airflow_option(key)
+    if not raw:
+        return {}
+    from airflow_provider_llmops.errors import ConfigurationError
+
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"[{SECTION}] {key} must be a JSON object: {exc}") from None
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"[{SECTION}] {key} must be a JSON object, got {raw!r}")
+    return value
+
+
 def _int(key: str) -> int:
     raw = _airflow_option(key)
     if not raw:
@@ -174,6 +190,8 @@ class Settings:
     registry_pool: str = DEFAULTS["registry_pool"]
     # connection ids a run of a build_ingest_validate_dag DAG may choose by the source_conn_id Param (default: none)
     allowed_source_conn_ids: tuple[str, ...] = ()
+    # the canary policy of build_deploy_dag when its author passes none (CanaryPolicy fields; {}: the defaults)
+    deploy_policy: dict[str, Any] = field(default_factory=dict)
 
     def suite_for(self, dataset: str) -> str:
         return self.dataset_suites.get(dataset, self.default_suite)
@@ -207,4 +225,5 @@ def load_settings() -> Settings:
         audit_conn_id=_airflow_option("audit_conn_id") or None,
         registry_pool=_airflow_option("registry_pool") or DEFAULTS["registry_pool"],
         allowed_source_conn_ids=tuple(split_list(_airflow_option("allowed_source_conn_ids"))),
+        deploy_policy=_json_object("deploy_policy"),
     )

@@ -86,15 +86,16 @@ def build_deploy_dag(
 ) -> DAG:
     """Build the DAG. `model_name` (default `[llmops] model_name`, read when the DAG file is parsed) is fixed by
     the author: a run cannot deploy another model. By default it runs on the asset `llmops_candidate_<model>`.
-    `policy` is the canary policy (CanaryPolicy fields); the `policy` Param may only tighten it unless
-    `allow_policy_override`. `serve_url` / `serve_conn_id`: see DeployModelOperator. `on_rollback`: notifiers
-    (e.g. `SmtpNotifier`, `SlackNotifier`) or callables run when the deploy task fails, which it does after every
-    rollback."""
+    `policy` is the canary policy (CanaryPolicy fields; default `[llmops] deploy_policy`, else the built-in
+    defaults); the `policy` Param may only tighten it unless `allow_policy_override`. `serve_url` /
+    `serve_conn_id`: see DeployModelOperator. `on_rollback`: notifiers (e.g. `SmtpNotifier`, `SlackNotifier`) or
+    callables run when the deploy task fails, which it does after every rollback."""
     from airflow_provider_llmops.core.governance.deploy_job import CanaryPolicy
     from airflow_provider_llmops.settings import load_settings
 
     settings = load_settings()
     model_name = model_name or settings.model_name
+    policy = policy if policy is not None else (settings.deploy_policy or None)
     CanaryPolicy.from_dict(policy)  # a wrong policy fails at parse time, naming the field
     with provider_dag(
         dag_id,

@@ -53,7 +53,7 @@ def test_operators_with_mlflow_pages_carry_the_extra_links():
 def test_config_section_documents_every_setting_the_code_reads():
     options = get_provider_info()["config"]["llmops"]["options"]
     source = (Path(__file__).parents[2] / "airflow_provider_llmops" / "settings.py").read_text()
-    readers = ('_airflow_option("', '_int("', '_json_mapping("')
+    readers = ('_airflow_option("', '_int("', '_json_mapping("', '_json_object("')
     read = {line.split(r)[1].split('"')[0] for line in source.splitlines() for r in readers if r in line}
     assert {"home", "max_row_bytes", "golden_sets", "allowed_uri_prefixes"} <= read
     read |= set(SERVE_OPTIONS)
