@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import DAG, Param
@@ -50,9 +50,13 @@ def build_ingest_validate_dag(
     store_conn_id: str | None = None,
     start_date: datetime | None = None,
     tags: list[str] | None = None,
+    max_age: timedelta | None = timedelta(hours=26),
     **dag_kwargs: Any,
 ) -> DAG:
     """Build the DAG; every argument is a default that a manual run can override through Params.
+
+    `max_age`: how long the DAG may go without a successful run before the LLMOpsPipelineStale alert fires (26 hours
+    suits the daily default; None: never stale).
 
     `source_conn_id` is the DAG's own source connection; `allowed_source_conn_ids` lists the other connection ids a
     run may choose through the `source_conn_id` Param (None: `[llmops] allowed_source_conn_ids`, empty by default).
@@ -93,6 +97,7 @@ def build_ingest_validate_dag(
         doc_md=DOC,
         start_date=start_date,
         tags=tags,
+        max_age=max_age,
         **dag_kwargs,
     ) as dag:
         ingest = IngestBatchOperator(

@@ -127,6 +127,23 @@ class LLMOpsBaseOperator(BaseOperator):
 
         return open_audit(self.settings, self.registry, self.audit_model_name)
 
+    def push_metrics(self, registry: Any, job: str, grouping: dict[str, str]) -> bool:
+        """Push `registry` to `[llmops] pushgateway_url` as the group (job, grouping) and write it to
+        `<home>/metrics/<job>_<grouping values>.prom`. Never raises (metrics must not break the pipeline); True when
+        pushed."""
+        from airflow_provider_llmops.core.metrics import export
+
+        settings = self.settings
+        name = "_".join([job, *grouping.values()])
+        outcome = export(
+            registry,
+            job=job,
+            grouping=grouping,
+            pushgateway_url=settings.pushgateway_url,
+            textfile=settings.home / "metrics" / f"{name}.prom",
+        )
+        return bool(outcome["pushed"])
+
     # ------------------------------------------------------------------------------------------ coercions
     as_optional = staticmethod(as_optional)
     as_int = staticmethod(as_int)

@@ -177,6 +177,7 @@ class DeployModelOperator(LLMOpsBaseOperator):
         )  # fmt: skip
         self._reload(state["url"])
         self._set_lineage(state, aborted)
+        self._push_decision(deployment["model_name"], deployment["version"], "rolled_back")
         raise CanaryRejected(deployment["model_name"], deployment["version"], reason, aborted["failing"])
 
     def _step(self, context: Context, state: dict[str, Any], index: int) -> None:
@@ -208,6 +209,8 @@ class DeployModelOperator(LLMOpsBaseOperator):
 
         out = {**result, "steps": state.get("steps", []), "policy_override": state.get("policy_override")}
         out["champion_event"] = None
+        if out.get("decision") == "promoted" and not out.get("already_done"):
+            self._push_decision(out["model_name"], out["version"], "promoted")
         if out.get("decision") == "promoted" and out.get("announce"):
             from airflow_provider_llmops.assets import emit_champion_event
 
@@ -222,6 +225,13 @@ class DeployModelOperator(LLMOpsBaseOperator):
         push_links(context, None, self.registry.version_url(out["model_name"], out["version"]))
         self._set_lineage(state, out)
         return out
+
+    def _push_decision(self, model: str, version: Any, decision: str) -> None:
+        from airflow_provider_llmops.core.metrics import canary_decision_registry
+
+        self.push_metrics(
+            canary_decision_registry(model, str(version), decision), job="llmops_deploy", grouping={"model": model}
+        )
 
     def _set_lineage(self, state: dict[str, Any], result: dict[str, Any]) -> None:
         self._lineage = {

@@ -124,8 +124,9 @@ class DriftScoreOperator(LLMOpsBaseOperator):
             score_snapshot,
             summary,
         )
-        from airflow_provider_llmops.core.drift.metrics import drift_registry, export
+        from airflow_provider_llmops.core.drift.metrics import drift_registry
         from airflow_provider_llmops.core.drift.profile import ScoreOptions
+        from airflow_provider_llmops.core.metrics import export
 
         settings = self.settings
         store = self.store

@@ -102,6 +102,14 @@ class EvaluateModelOperator(LLMOpsBaseOperator):
             log=self.log.info,
         )
         self._lineage["summary"] = summary
+        from airflow_provider_llmops.core.metrics import evaluation_registry
+
+        version = str(summary["challenger_version"])
+        self.push_metrics(
+            evaluation_registry(name, version, summary.get("challenger") or {}),
+            job="llmops_evaluation",
+            grouping={"model": name, "version": version},
+        )
         run_url = (
             registry.run_url(registry.experiment_id(registry.experiment_name), summary["mlflow_run_id"])
             if summary.get("mlflow_run_id")

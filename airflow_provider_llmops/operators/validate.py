@@ -102,6 +102,14 @@ class ValidateBatchOperator(LLMOpsBaseOperator):
         )
         for line in summary["skipped"]:
             self.log.info("skipped expectation: %s", line)
+        from airflow_provider_llmops.core.metrics import validation_registry
+
+        failed = len(outcome.failed)
+        self.push_metrics(
+            validation_registry(self.dataset, choice.name, outcome.success, failed),
+            job="llmops_validation",
+            grouping={"dataset": self.dataset},
+        )
         if outcome.success:
             from airflow.sdk import AssetAlias
 

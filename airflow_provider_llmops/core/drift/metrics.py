@@ -1,13 +1,9 @@
-"""Prometheus metrics: drift gauges, pushed to a Pushgateway when one is configured and written as a
-node-exporter textfile. Failing to push is logged, never raised: metrics must not break the pipeline."""
+"""Prometheus drift gauges of one drift report (`core/metrics.py`'s `export` pushes them to the Pushgateway and
+writes them as a node-exporter textfile)."""
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 
 def drift_registry(report: dict[str, Any], dataset: str) -> Any:
@@ -45,24 +41,3 @@ def drift_registry(report: dict[str, Any], dataset: str) -> Any:
     detected.labels(dataset).set(1 if report["drift"] else 0)
     rows.labels(dataset).set(report["rows"])
     return registry
-
-
-def export(
-    registry: Any, *, job: str, grouping: dict[str, str], pushgateway_url: str | None, textfile: Path | None
-) -> dict[str, Any]:
-    """Push to the Pushgateway (if configured) and write a textfile (if a path is given). Returns what happened."""
-    from prometheus_client import push_to_gateway, write_to_textfile
-
-    outcome: dict[str, Any] = {"pushed": False, "textfile": None}
-    if textfile is not None:
-        textfile.parent.mkdir(parents=True, exist_ok=True)
-        write_to_textfile(str(textfile), registry)
-        outcome["textfile"] = str(textfile)
-    if pushgateway_url:
-        try:
-            push_to_gateway(pushgateway_url, job=job, grouping_key=grouping, registry=registry, timeout=10)
-            outcome["pushed"] = True
-        except Exception as exc:  # an unreachable gateway must not fail the task
-            log.warning("could not push metrics to %s: %s", pushgateway_url, exc)
-            outcome["error"] = str(exc)
-    return outcome
