@@ -289,3 +289,55 @@ def test_a_bad_canary_is_rolled_back_with_no_human(world, which: str):
     assert float(registry.client.get_registered_model(MODEL).tags.get(TAG_CANARY_SHARE, "0")) == 0.0
     _wait(lambda: _serving(world["replicas"][0]["url"]) == {"champion": champion_before}, 60)
     _set(registry, candidate=None)
+
+
+def test_a_causal_lm_registered_by_the_pipeline_generates_through_the_service(
+    tmp_path: Path, sample_dir: Path, test_home: Path
+):
+    """A tiny GPT-2 (built from a config) trained and registered by the training job, served in-process by the real
+    app over the real registry: /v1/generate answers with bounded new tokens and guardrails on prompt and output."""
+    from fastapi.testclient import TestClient
+
+    from airflow_provider_llmops.serving.app import Services, create_app
+    from airflow_provider_llmops.serving.audit_log import InferenceAuditLog
+    from airflow_provider_llmops.serving.auth import TokenVerifier
+    from airflow_provider_llmops.serving.config import ServeConfig
+    from airflow_provider_llmops.serving.guardrails import GuardrailConfig, Guardrails
+    from airflow_provider_llmops.serving.metrics import ServeMetrics
+    from airflow_provider_llmops.serving.models import ModelManager, RegistrySource
+    from tests.unit.core.test_training import build_tiny_gpt
+
+    shutil.copy(_template_db(str(test_home)), tmp_path / "mlflow.db")
+    registry = ModelRegistry(f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_root=str(tmp_path / "artifacts"))
+    registry.settle_s = 0.0
+    rows = [json.loads(line) for line in (sample_dir / "tickets_reference.jsonl").read_text().splitlines()[:64]]
+    config = TrainConfig(
+        task="causal-lm", base_model=str(build_tiny_gpt(tmp_path / "gpt", layers=1)), max_length=32, batch_size=16,
+        epochs=1, max_steps=2,
+    )  # fmt: skip
+    (tmp_path / "work").mkdir()
+    summary = train_and_register(
+        store=_Store(rows), registry=registry, model_name="writer", snapshots=[SnapshotSel("tickets", "s")],  # type: ignore[arg-type]
+        config=config, key="gpt", run={"dag_id": "t", "run_id": "r"}, work_dir=tmp_path / "work", embedding_sample=0,
+        log=lambda _: None,
+    )  # fmt: skip
+    registry.client.set_registered_model_alias("writer", CHAMPION, summary["version"])
+    cfg = ServeConfig(model_name="writer", home=tmp_path, poll_interval_s=3600, max_new_tokens=8)
+    metrics = ServeMetrics()
+    auth = AuthConfig(algorithms=("HS256",), issuer="llmops-local", audience="llmops-serve", secret=SECRET)
+    services = Services(
+        cfg, ModelManager(RegistrySource(registry, "writer", cfg.cache_dir), metrics), TokenVerifier(auth), metrics,
+        Guardrails(GuardrailConfig.default()), None, InferenceAuditLog(cfg.audit_path), None, None,
+    )  # fmt: skip
+    headers = {"Authorization": f"Bearer {mint_token(auth, 'writer-client', ['predict'])}"}
+    with TestClient(create_app(services), raise_server_exceptions=False) as client:
+        _wait(lambda: client.get("/readyz").status_code == 200, 120)
+        response = client.post("/v1/generate", headers=headers,
+                               json={"prompt": "my email is eve@example.com and", "max_new_tokens": 500})  # fmt: skip
+        body = response.json()
+        assert response.status_code == 200, body
+        assert body["model_version"] == str(summary["version"]) and body["max_new_tokens"] == 8
+        assert isinstance(body["text"], str) and body["blocked"] is False
+        assert {d["rule"] for d in body["guardrails"]["input"]["decisions"]} == {"pii_email"}
+        assert client.post("/v1/predict", json={"text": "x"}, headers=headers).status_code == 422
+    assert [r["data"]["route"] for r in records(cfg.audit_path)] == ["/v1/generate"]
