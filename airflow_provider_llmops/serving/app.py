@@ -35,6 +35,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from airflow_provider_llmops.errors import LLMOpsError
 from airflow_provider_llmops.serving.auth import AuthError, Principal, TokenVerifier
@@ -220,6 +221,18 @@ def create_app(services: Services) -> FastAPI:
         metrics.rejections.labels(reason="forbidden" if exc.status == 403 else "unauthorized").inc()
         return _error(exc.status, str(exc), request, WWW_Authenticate=exc.www_authenticate)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # a body FastAPI could not even decode (not UTF-8 JSON): the same 422 as bad JSON
+            metrics.rejections.labels(reason="invalid").inc()
+            return _error(422, "the request body is not valid JSON (UTF-8)", request)
+        return _error(
+            exc.status_code,
+            str(exc.detail),
+            request,
+            **{k.replace("-", "_"): v for k, v in (exc.headers or {}).items()},
+        )
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         metrics.rejections.labels(reason="invalid").inc()
@@ -313,15 +326,13 @@ def create_app(services: Services) -> FastAPI:
         request_id = request.state.request_id
         served, fallback = manager.route(request_id)
         request.state.model_version, request.state.role = served.version, served.role
-        if fallback:
-            metrics.fallback.labels(reason=fallback).inc()
         if served.kind != CLASSIFIER:
             raise _Unprocessable(f"version {served.version} is a text generator: use /v1/generate")
         inputs = [services.guardrails.check_input(text) for text in texts]
         for result in inputs:
             _count_decisions(result.decisions)
         allowed = [i for i, result in enumerate(inputs) if not result.blocked]
-        answers = await served.classify([inputs[i].text for i in allowed]) if allowed else []
+        answers = await manager.classify(served, [inputs[i].text for i in allowed]) if allowed else []
         by_index = dict(zip(allowed, answers, strict=True))
         predictions = []
         for i, result in enumerate(inputs):

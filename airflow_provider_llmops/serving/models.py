@@ -112,6 +112,7 @@ class ModelManager:
         self.fallback_queue_depth = int(fallback_queue_depth)
         self.mirror_fraction = float(mirror_fraction)
         self.breaker = breaker
+        self.canary_breaker = self._new_canary_breaker()
         self.served: dict[str, Served] = {}
         self.canary_share = 0.0
         self.desired: Desired | None = None
@@ -123,6 +124,18 @@ class ModelManager:
         self._background: set[asyncio.Task[Any]] = set()
         self._lock = asyncio.Lock()
         self._generate_lock = asyncio.Lock()
+
+    def _new_canary_breaker(self) -> Any:
+        """A canary that keeps failing stops getting traffic: 5 failures in a row open the circuit, one probe after
+        30 s (state in `llmops_serve_circuit_state{name="canary"}`); a new canary version gets a new breaker."""
+        from airflow_provider_llmops.serving.breaker import CircuitBreaker
+
+        breaker = CircuitBreaker(
+            "canary", failure_threshold=5, reset_timeout_s=30.0,
+            on_change=lambda name, old, new: self.metrics.circuit_changed(name, new),
+        )  # fmt: skip
+        self.metrics.circuit_changed("canary", breaker.state)
+        return breaker
 
     # lifecycle ----------------------------------------------------------------------------------------------------
 
@@ -264,6 +277,8 @@ class ModelManager:
         old = self.served.get(role)
         self.served[role] = served
         self.metrics.set_loaded(role, served.version)
+        if role == "canary" and (old is None or old.version != served.version):
+            self.canary_breaker = self._new_canary_breaker()
         if old is not None:
             self._close_later(old)
 
@@ -285,9 +300,12 @@ class ModelManager:
     def route(self, key: str) -> tuple[Served, str | None]:
         """(the version that answers a request with this key, why the fallback answered or None)."""
         canary = self.served.get("canary")
-        if canary is not None and self.canary_share > 0 and _bucket(key) < self.canary_share * 10000:
-            return canary, None
         champion = self.served.get("champion")
+        if canary is not None and self.canary_share > 0 and _bucket(key) < self.canary_share * 10000:
+            if champion is None or self.canary_breaker.allow():
+                return canary, None
+            self.metrics.fallback.labels(reason="canary_circuit_open").inc()
+            return champion, "canary_circuit_open"
         if champion is None:
             if canary is not None:
                 return canary, None
@@ -299,8 +317,26 @@ class ModelManager:
             and champion.batcher is not None
             and champion.batcher.queue_depth > self.fallback_queue_depth
         ):
+            self.metrics.fallback.labels(reason="queue_depth").inc()
             return fallback, "queue_depth"
         return champion, None
+
+    async def classify(self, served: Served, texts: Sequence[str]) -> list[dict[str, Any]]:
+        """`served.classify(texts)`, counting a canary's outcome in its circuit breaker (a full queue is not the
+        canary's failure and is not counted)."""
+        from airflow_provider_llmops.serving.batching import Overloaded, RequestTooLarge
+
+        if served.role != "canary":
+            return await served.classify(texts)
+        try:
+            answers = await served.classify(texts)
+        except (Overloaded, RequestTooLarge, asyncio.CancelledError):
+            raise
+        except Exception:
+            self.canary_breaker.record_failure()
+            raise
+        self.canary_breaker.record_success()
+        return answers
 
     def mirror_target(self, answered: Served) -> Served | None:
         """The canary, when a champion answer should be mirrored to it."""
@@ -314,7 +350,7 @@ class ModelManager:
 
         async def run() -> None:
             try:
-                answers = await canary.classify(texts)
+                answers = await self.classify(canary, texts)
             except Exception:
                 return
             for answer, label in zip(answers, labels, strict=False):

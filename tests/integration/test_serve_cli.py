@@ -91,3 +91,66 @@ def test_token_refuses_unknown_scopes_and_bad_ttl(tmp_path: Path):
             text=True, timeout=60,
         )  # fmt: skip
         assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+def test_serve_speaks_tls_when_a_certificate_and_key_are_configured(tmp_path: Path):
+    home, port = tmp_path / "home", _free_port()
+    home.mkdir()
+    cert, key = _self_signed(tmp_path)
+    env = {**_env(home), "AIRFLOW__LLMOPS__SERVE_TLS_CERT": str(cert), "AIRFLOW__LLMOPS__SERVE_TLS_KEY": str(key)}
+    server = subprocess.Popen(
+        [*LLMOPS, "serve", "--port", str(port)], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                health = httpx.get(f"https://127.0.0.1:{port}/healthz", verify=str(cert), timeout=2)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, server.stdout.read() if server.stdout else ""
+                time.sleep(0.2)
+        else:
+            raise AssertionError("no HTTPS answer within 60 s")
+        assert health.status_code == 200
+        with pytest.raises(httpx.TransportError):  # plain HTTP is not served on the TLS port
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).raise_for_status()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.communicate(timeout=30)
+
+
+def test_a_half_configured_tls_stops_serve_at_start(tmp_path: Path):
+    env = {**_env(tmp_path), "AIRFLOW__LLMOPS__SERVE_TLS_CERT": str(tmp_path / "cert.pem")}
+    done = subprocess.run([*LLMOPS, "serve", "--port", str(_free_port())], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2 and "serve_tls_cert and serve_tls_key must be set together" in done.stderr

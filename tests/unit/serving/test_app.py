@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from airflow_provider_llmops.core.governance.audit import records, verify
 from airflow_provider_llmops.serving.app import Services, create_app
@@ -414,3 +416,78 @@ def test_share_parsing_and_stable_buckets():
     assert _bucket("request-1") == _bucket("request-1") and 0 <= _bucket("x") < 10000
     shares = [_bucket(f"r{i}") < 1000 for i in range(5000)]
     assert 0.08 < sum(shares) / len(shares) < 0.12  # about 10 % of keys fall under a 0.1 share
+
+
+def test_a_canary_that_keeps_failing_is_cut_off_by_its_circuit_breaker(served):
+    client, source, services, home = served
+    source.models["2"] = KeywordModel("2", fail_on="invoice")  # version 2 fails on every ticket about invoices
+    source.versions, source.share = {"champion": "1", "canary": "2"}, 1.0
+    client.post("/v1/admin/reload", headers=_token(home, "admin"))
+    codes = [client.post("/v1/predict", json={"text": "invoice"}, headers=_token(home)) for _ in range(8)]
+    assert [c.status_code for c in codes[:5]] == [500] * 5  # counted against the canary (the analysis sees them)
+    after = [c.json() for c in codes[5:]]
+    assert all(a["role"] == "champion" and a["fallback"] == "canary_circuit_open" for a in after), after
+    metrics = client.get("/metrics").text
+    assert 'llmops_serve_circuit_state{name="canary"} 2.0' in metrics
+    assert 'llmops_serve_fallback_total{reason="canary_circuit_open"} 3.0' in metrics
+    assert 'route="/v1/predict",status="500"} 5.0' in metrics
+
+
+def test_cors_is_off_by_default_and_lists_only_configured_origins(tmp_path: Path):
+    preflight = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"}
+    for origins, allowed in (((), False), (("https://app.example.com",), True)):
+        services = _services(tmp_path, FakeSource({"champion": "1"}), cors_origins=origins)
+        with TestClient(create_app(services), raise_server_exceptions=False) as client:
+            response = client.options("/v1/predict", headers=preflight)
+            assert (response.headers.get("access-control-allow-origin") == "https://app.example.com") is allowed
+            other = client.options("/v1/predict", headers={**preflight, "Origin": "https://evil.example"})
+            assert "access-control-allow-origin" not in other.headers
+
+
+def test_fallback_takes_champion_traffic_while_its_queue_is_deep(tmp_path: Path):
+    source = FakeSource({"champion": "1", "fallback": "9"})
+    source.models["1"] = KeywordModel("1", delay_s=0.2)
+    services = _services(tmp_path, source, max_batch_size=1, max_wait_ms=0, fallback_queue_depth=1)
+    services.manager.fallback_queue_depth = 1
+    with TestClient(create_app(services), raise_server_exceptions=False) as client:
+        _wait_ready(client)
+        _wait(lambda: client.get("/readyz").json()["serving"].get("fallback") is not None)
+        answers: list[dict[str, Any]] = []
+
+        def call() -> None:
+            answers.append(client.post("/v1/predict", json={"text": "invoice"}, headers=_token(tmp_path)).json())
+
+        threads = [threading.Thread(target=call) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    roles = [(a["role"], a["fallback"]) for a in answers]
+    assert ("fallback", "queue_depth") in roles and ("champion", None) in roles, roles
+
+
+def _wait(condition: Any, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not met")
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(JSON_VALUES.map(lambda v: json.dumps(v).encode()), st.binary(max_size=200),
+                      st.fixed_dictionaries({"text": JSON_VALUES}).map(lambda v: json.dumps(v).encode()),
+                      st.fixed_dictionaries({"texts": JSON_VALUES}).map(lambda v: json.dumps(v).encode())))  # fmt: skip
+def test_property_no_body_crashes_the_server(served, body: bytes):
+    client, _, _, home = served
+    response = client.post("/v1/predict", content=body, headers={**_token(home), "Content-Type": "application/json"})
+    assert response.status_code in (200, 413, 422), (body, response.status_code, response.text)
+    assert "Traceback" not in response.text
