@@ -117,21 +117,6 @@ def split_list(value: str) -> list[str]:
     return [part.strip() for part in value.replace("\n", ",").split(",") if part.strip()]
 
 
-def _json_mapping(key: str) -> dict[str, str]:
-    raw = _airflow_option(key)
-    if not raw:
-        return {}
-    from airflow_provider_llmops.errors import ConfigurationError
-
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ConfigurationError(f'[{SECTION}] {key} must be a JSON object, e.g. {{"name": "value"}}: {exc}') from None
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise ConfigurationError(f"[{SECTION}] {key} must be a JSON object of strings, got {raw!r}")
-    return value
-
-
 def _json_object(key: str) -> dict[str, Any]:
     """A JSON object setting with values of any JSON type (checked by whoever uses it); {} when unset."""
     raw = _airflow_option(key)
@@ -145,6 +130,16 @@ def _json_object(key: str) -> dict[str, Any]:
         raise ConfigurationError(f"[{SECTION}] {key} must be a JSON object: {exc}") from None
     if not isinstance(value, dict):
         raise ConfigurationError(f"[{SECTION}] {key} must be a JSON object, got {raw!r}")
+    return value
+
+
+def _json_mapping(key: str) -> dict[str, str]:
+    """A JSON object setting of strings (name -> value); {} when unset."""
+    value = _json_object(key)
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        from airflow_provider_llmops.errors import ConfigurationError
+
+        raise ConfigurationError(f'[{SECTION}] {key} must be a JSON object of strings, e.g. {{"name": "value"}}')
     return value
 
 

@@ -86,12 +86,9 @@ class DeployModelOperator(LLMOpsBaseOperator):
         serve_url: str | None = None,
         serve_conn_id: str | None = None,
         reload_timeout_s: float = 30.0,
-        mlflow_conn_id: str | None = None,
-        store_uri: str | None = None,
-        store_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(store_uri=store_uri, store_conn_id=store_conn_id, mlflow_conn_id=mlflow_conn_id, **kwargs)
+        super().__init__(**kwargs)
         self.model_name = model_name
         self.policy = policy
         self.policy_override = policy_override

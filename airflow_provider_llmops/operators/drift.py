@@ -93,12 +93,9 @@ class DriftScoreOperator(LLMOpsBaseOperator):
         model_dir: str | None = None,
         model_name: str | None = None,
         use_champion: bool = True,
-        mlflow_conn_id: str | None = None,
-        store_uri: str | None = None,
-        store_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(store_uri=store_uri, store_conn_id=store_conn_id, mlflow_conn_id=mlflow_conn_id, **kwargs)
+        super().__init__(**kwargs)
         self.dataset = dataset
         self.snapshot_id = snapshot_id
         self.reference_dataset = reference_dataset

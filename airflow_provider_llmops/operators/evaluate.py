@@ -62,12 +62,9 @@ class EvaluateModelOperator(LLMOpsBaseOperator):
         golden_path: str | None = None,
         latency_sample: int = 50,
         min_group_size: int = 30,
-        mlflow_conn_id: str | None = None,
-        store_uri: str | None = None,
-        store_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(store_uri=store_uri, store_conn_id=store_conn_id, mlflow_conn_id=mlflow_conn_id, **kwargs)
+        super().__init__(**kwargs)
         self.model_name = model_name
         self.challenger_version = challenger_version
         self.golden_path = golden_path

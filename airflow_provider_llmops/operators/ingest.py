@@ -86,12 +86,10 @@ class IngestBatchOperator(LLMOpsBaseOperator):
         metadata_columns: list[str] | None = None,
         source_conn_id: str | None = None,
         allowed_conn_ids: Sequence[str] | None = None,
-        store_uri: str | None = None,
-        store_conn_id: str | None = None,
         max_row_bytes: int | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(store_uri=store_uri, store_conn_id=store_conn_id, **kwargs)
+        super().__init__(**kwargs)
         self.source_uri = source_uri
         self.dataset = dataset
         self.file_format = file_format

@@ -78,12 +78,9 @@ class PromoteModelOperator(LLMOpsBaseOperator):
         allow_gate_override: bool = False,
         fail_on_reject: bool = False,
         deploy_via_canary: bool | None = None,
-        mlflow_conn_id: str | None = None,
-        store_uri: str | None = None,
-        store_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(store_uri=store_uri, store_conn_id=store_conn_id, mlflow_conn_id=mlflow_conn_id, **kwargs)
+        super().__init__(**kwargs)
         self.evaluation = evaluation
         self.gate = gate or {}
         self.gate_override = gate_override

@@ -56,12 +56,9 @@ class RollbackModelOperator(LLMOpsBaseOperator):
         target_version: str | None = None,
         reason: str = "",
         gate: dict[str, Any] | None = None,
-        mlflow_conn_id: str | None = None,
-        store_uri: str | None = None,
-        store_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(store_uri=store_uri, store_conn_id=store_conn_id, mlflow_conn_id=mlflow_conn_id, **kwargs)
+        super().__init__(**kwargs)
         self.model_name = model_name
         self.target_version = target_version
         self.reason = reason

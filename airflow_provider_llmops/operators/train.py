@@ -83,12 +83,9 @@ class FineTuneOperator(LLMOpsBaseOperator):
         max_steps: int | str | None = None,
         max_train_minutes: float | str | None = None,
         embedding_sample: int = 1000,
-        mlflow_conn_id: str | None = None,
-        store_uri: str | None = None,
-        store_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(store_uri=store_uri, store_conn_id=store_conn_id, mlflow_conn_id=mlflow_conn_id, **kwargs)
+        super().__init__(**kwargs)
         self.model_name = model_name
         self.dataset = dataset
         self.snapshots = snapshots

@@ -60,11 +60,9 @@ class ValidateBatchOperator(LLMOpsBaseOperator):
         suite: str | None = None,
         allowed_suites: Sequence[str] | None = None,
         on_failure: str = "fail",
-        store_uri: str | None = None,
-        store_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(store_uri=store_uri, store_conn_id=store_conn_id, **kwargs)
+        super().__init__(**kwargs)
         self.dataset = dataset
         self.snapshot_id = snapshot_id
         self.suite = suite
