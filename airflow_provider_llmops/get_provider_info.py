@@ -49,9 +49,12 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_llmops.operators.promote",
                     "airflow_provider_llmops.operators.rollback",
                     "airflow_provider_llmops.operators.deploy",
+                    "airflow_provider_llmops.operators.sanity",
+                    "airflow_provider_llmops.operators.sanity_report",
                 ],
             }
         ],
+        "notifications": ["airflow_provider_llmops.notifications.webhook.WebhookNotifier"],
         "triggers": [
             {"integration-name": "LLMOps", "python-modules": ["airflow_provider_llmops.triggers.canary"]},
         ],
@@ -233,6 +236,12 @@ def get_provider_info() -> dict[str, Any]:
                         "Empty: no push; metrics are still written to <home>/metrics/*.prom.",
                         "",
                         "127.0.0.1:9091",
+                    ),
+                    "alert_webhook_url": _option(
+                        "Webhook (http or https URL) the nightly sanity run (llmops_nightly_sanity) posts a JSON alert "
+                        "to when a check fails or a run misses its deadline. Empty: alerts are only logged.",
+                        "",
+                        "http://127.0.0.1:9095/alerts",
                     ),
                     "deploy_policy": _option(
                         "Canary policy of llmops_deploy when the DAG's author passes none: a JSON object of "

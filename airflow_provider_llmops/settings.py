@@ -187,6 +187,8 @@ class Settings:
     allowed_source_conn_ids: tuple[str, ...] = ()
     # the canary policy of build_deploy_dag when its author passes none (CanaryPolicy fields; {}: the defaults)
     deploy_policy: dict[str, Any] = field(default_factory=dict)
+    # webhook the nightly sanity run's alerts (and its deadline alert) are posted to; None: alerts are only logged
+    alert_webhook_url: str | None = None
 
     def suite_for(self, dataset: str) -> str:
         return self.dataset_suites.get(dataset, self.default_suite)
@@ -221,4 +223,5 @@ def load_settings() -> Settings:
         registry_pool=_airflow_option("registry_pool") or DEFAULTS["registry_pool"],
         allowed_source_conn_ids=tuple(split_list(_airflow_option("allowed_source_conn_ids"))),
         deploy_policy=_json_object("deploy_policy"),
+        alert_webhook_url=_airflow_option("alert_webhook_url") or None,
     )

@@ -25,6 +25,8 @@ OPERATORS = [
     ("promote", "PromoteModelOperator", {"evaluation": {}}),
     ("rollback", "RollbackModelOperator", {}),
     ("deploy", "DeployModelOperator", {}),
+    ("sanity", "SanityCheckOperator", {"check": "freshness"}),
+    ("sanity_report", "SanityReportOperator", {"checks": ["freshness"]}),
 ]
 
 
