@@ -76,6 +76,9 @@ def get_provider_info() -> dict[str, Any]:
             "airflow_provider_llmops.links.MlflowRunLink",
             "airflow_provider_llmops.links.MlflowModelVersionLink",
         ],
+        "plugins": [
+            {"name": "llmops_view", "plugin-class": "airflow_provider_llmops.plugins.llmops_view.LLMOpsViewPlugin"}
+        ],
         "connection-types": [
             {
                 "connection-type": "llmops_s3",

@@ -46,13 +46,19 @@ def build_drift_dag(
     params = {
         "dataset": dataset_param(dataset, "Dataset to score."),
         "snapshot_id": Param(
-            "", type="string", description="Snapshot to score. Empty: the triggering one, else the latest validated."
+            None,
+            type=["null", "string"],
+            description="Snapshot to score. Empty: the triggering one, else the latest validated.",
         ),
         "reference_dataset": Param(
-            reference_dataset, type="string", description="Dataset of the reference. Empty: the same dataset."
+            reference_dataset or None,
+            type=["null", "string"],
+            description="Dataset of the reference. Empty: the same dataset.",
         ),
         "reference_snapshot_id": Param(
-            reference_snapshot_id, type="string", description="Reference snapshot. Empty: the earliest validated one."
+            reference_snapshot_id or None,
+            type=["null", "string"],
+            description="Reference snapshot. Empty: the earliest validated one.",
         ),
         "statistic": Param(
             statistic,

@@ -80,8 +80,8 @@ def build_retrain_dag(
         "model_name": Param(model_name, type="string", minLength=1, description="Registered MLflow model."),
         "force_retrain": Param(False, type="boolean", description="Retrain even without drift."),
         "snapshots": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             description="Comma-separated snapshot ids (or dataset/id). Empty: every validated snapshot.",
         ),
         "max_steps": Param(

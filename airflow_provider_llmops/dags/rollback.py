@@ -46,7 +46,10 @@ def build_rollback_dag(
     params = {
         "model_name": Param(model_name, type="string", minLength=1, description="Registered MLflow model."),
         "target_version": Param(
-            "", type="string", pattern=r"^[0-9]*$", description="Version to restore. Empty: previous-champion."
+            None,
+            type=["null", "string"],
+            pattern=r"^[0-9]*$",
+            description="Version to restore. Empty: previous-champion.",
         ),
         "reason": Param(
             type="string",

@@ -127,8 +127,13 @@ class DriftScoreOperator(LLMOpsBaseOperator):
 
         settings = self.settings
         store = self.store
+        # an unset Param renders as None, "" or "None"
+        self.reference_dataset = self.as_optional(self.reference_dataset)
+        self.reference_snapshot_id = self.as_optional(self.reference_snapshot_id)
         self.snapshot_id = (
-            self.snapshot_id or _triggering_snapshot(context, self.dataset) or latest_passed(store, self.dataset)
+            self.as_optional(self.snapshot_id)
+            or _triggering_snapshot(context, self.dataset)
+            or latest_passed(store, self.dataset)
         )
         ref = store.ref(self.dataset, self.snapshot_id)
         self._lineage = {"snapshot_uri": ref.uri}

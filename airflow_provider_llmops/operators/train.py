@@ -136,7 +136,7 @@ class FineTuneOperator(LLMOpsBaseOperator):
         from airflow_provider_llmops.core.model.train_job import SnapshotSel
         from airflow_provider_llmops.errors import ConfigurationError
 
-        given = self.snapshots or []
+        given = self.as_optional(self.snapshots) or []
         if isinstance(given, (str, int)):
             given = str(given)
             given = [s.strip() for s in given.replace("\n", ",").split(",") if s.strip()]
