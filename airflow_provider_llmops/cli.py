@@ -363,7 +363,7 @@ def _start_service(home: Path, env: dict[str, str]) -> dict[str, Any]:
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "airflow_provider_llmops.cli", "serve"], env={**os.environ, **env},
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
         )  # fmt: skip
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -377,6 +377,17 @@ def _start_service(home: Path, env: dict[str, str]) -> dict[str, Any]:
         time.sleep(0.3)
     _stop_service({"process": process})
     raise SystemExit(f"llmops serve did not answer within 120 s; see {log_path}")
+
+
+def _die_with_parent() -> None:
+    """In the service's child process (Linux): SIGTERM when the demo dies, however it dies (no orphaned server)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def _stop_service(service: dict[str, Any]) -> None:
