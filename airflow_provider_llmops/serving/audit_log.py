@@ -1,5 +1,6 @@
 """The inference audit log: one hash-chained record (the pipeline trail's format, `core.governance.audit`, so
-`llmops audit verify --path` checks it) per answered request: request id, client, route, model version and role,
+`llmops audit verify --path` checks it; keyed with the pipeline trail's HMAC key when `[llmops] audit_conn_id` is
+set) per answered request: request id, client, route, model version and role,
 backend, latency, HTTP status, guardrail decisions, and the SHA-256 of the input (the raw text only when
 `serve_audit_raw_text` is on).
 

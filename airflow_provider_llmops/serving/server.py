@@ -81,7 +81,9 @@ def build_services(config: ServeConfig, registry: Any = None, source: Any = None
     if config.quota_requests_per_day or config.quota_chars_per_day:
         store = RedisQuotaStore.from_url(config.redis_url) if config.redis_url else None
         quotas = QuotaBook(config.quota_requests_per_day, config.quota_chars_per_day, store=store)
-    audit = InferenceAuditLog(config.audit_path, raw_text=config.audit_raw_text, dropped=metrics.audit_dropped)
+    audit = InferenceAuditLog(
+        config.audit_path, raw_text=config.audit_raw_text, dropped=metrics.audit_dropped, key=_audit_key_source()
+    )
     jobs = None
     if config.redis_url:
         from airflow_provider_llmops.serving.jobs import RedisJobQueue
@@ -89,6 +91,18 @@ def build_services(config: ServeConfig, registry: Any = None, source: Any = None
         jobs = RedisJobQueue(config.redis_url, namespace=f"llmops:{config.model_name}", max_texts=config.max_texts)
     writer = canary_share_writer(source.registry, config.model_name) if hasattr(source, "registry") else None
     return Services(config, manager, verifier, metrics, guardrails, quotas, audit, jobs, writer)
+
+
+def _audit_key_source() -> Any:
+    """The pipeline trail's HMAC key source (`[llmops] audit_conn_id`), read at the first record; None: unkeyed."""
+    from airflow_provider_llmops.settings import load_settings
+
+    conn_id = load_settings().audit_conn_id
+    if not conn_id:
+        return None
+    from airflow_provider_llmops.operators._common import audit_key
+
+    return lambda: audit_key(conn_id)
 
 
 def run(config: ServeConfig, services: Any = None, *, log_level: str = "info") -> int:

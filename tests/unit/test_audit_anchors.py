@@ -170,7 +170,8 @@ def test_anchor_on_a_model_missing_from_the_registry_fails_loudly(world: SimpleN
 
 
 def test_every_audit_trail_of_the_package_is_opened_through_open_audit():
-    """So the key and the anchor apply to every record: only `open_audit` constructs an AuditTrail."""
+    """So the key and the anchor apply to every record: only `open_audit` constructs the pipeline's AuditTrail (the
+    inference service's own log, serving/audit_log.py, is a separate trail keyed by the same key source)."""
     import ast
 
     package = Path(__file__).resolve().parents[2] / "airflow_provider_llmops"
@@ -182,7 +183,7 @@ def test_every_audit_trail_of_the_package_is_opened_through_open_audit():
                 name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
                 if name == "AuditTrail":
                     calls.append(str(path.relative_to(package)))
-    assert calls == ["operators/_common.py"]
+    assert calls == ["operators/_common.py", "serving/audit_log.py"]
 
 
 def test_a_rotated_key_verifies_with_both_connections(

@@ -491,3 +491,24 @@ def test_property_no_body_crashes_the_server(served, body: bytes):
     response = client.post("/v1/predict", content=body, headers={**_token(home), "Content-Type": "application/json"})
     assert response.status_code in (200, 413, 422), (body, response.status_code, response.text)
     assert "Traceback" not in response.text
+
+
+def test_the_inference_log_is_keyed_like_the_pipeline_trail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from airflow_provider_llmops.serving import server
+
+    key = "inference-audit-key-0123456789"
+    monkeypatch.setenv("AIRFLOW_CONN_AUDIT_SERVE", json.dumps({"conn_type": "generic", "password": key}))
+    monkeypatch.setenv("AIRFLOW__LLMOPS__AUDIT_CONN_ID", "audit_serve")
+    source = server._audit_key_source()
+    log = InferenceAuditLog(tmp_path / "inference.jsonl", key=source)
+    log.start()
+    log.record({"request_id": "r1", "client": "c"}, ["text"])
+    log.close()
+    (record,) = list(records(tmp_path / "inference.jsonl"))
+    assert record["key_id"] and key not in (tmp_path / "inference.jsonl").read_text()
+    assert (
+        verify(tmp_path / "inference.jsonl", keys=[key]).ok
+        and not verify(tmp_path / "inference.jsonl", keys=["x" * 32]).ok
+    )
+    monkeypatch.delenv("AIRFLOW__LLMOPS__AUDIT_CONN_ID")
+    assert server._audit_key_source() is None
