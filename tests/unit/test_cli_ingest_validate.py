@@ -371,6 +371,7 @@ def test_suite_init_from_a_snapshot_and_its_refusals(home: Path, allow_tmp: Path
     assert code == 2 and "not found" in err
 
 
+@pytest.mark.slow
 def test_console_script_ingests_and_validates(allow_tmp: Path):
     env = {
         "AIRFLOW__LLMOPS__HOME": str(allow_tmp / "home"),

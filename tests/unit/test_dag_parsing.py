@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from airflow_provider_llmops.resources import dag_files_dir
 
 HEAVY = ["torch", "transformers", "mlflow", "great_expectations", "pandas", "sklearn", "boto3", "pyarrow"]
@@ -21,6 +23,7 @@ print(json.dumps({"heavy": [m for m in json.loads(sys.argv[2]) if m in sys.modul
 """
 
 
+@pytest.mark.slow
 def test_dag_files_import_no_heavy_library():
     files = sorted(dag_files_dir().glob("*.py"))
     assert files, "no DAG files shipped"

@@ -99,6 +99,7 @@ def test_promtool_checks_the_rules() -> None:
     assert len(_alerts()) == 16
 
 
+@pytest.mark.slow
 def test_promtool_rule_unit_tests_pass() -> None:
     assert [p.name for p in PROM_TESTS] == ["batch.test.yml", "serving.test.yml"]
     done = _run(_tool("promtool"), "test", "rules", *[str(p) for p in PROM_TESTS])

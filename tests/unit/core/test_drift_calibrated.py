@@ -14,6 +14,9 @@ import pytest
 
 from airflow_provider_llmops.core.drift import statistics as D
 
+# bootstrap calibration over many simulated batches: in the full suite (CI), not in the quick tier
+pytestmark = pytest.mark.slow
+
 CALIBRATED = D.DriftRules(mode="calibrated")
 P_REF, P_SHIFT = [0.4, 0.3, 0.2, 0.1], [0.15, 0.25, 0.3, 0.3]
 

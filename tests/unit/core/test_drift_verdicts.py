@@ -32,6 +32,9 @@ from airflow_provider_llmops.core.model.training import split_of, split_rows
 from airflow_provider_llmops.errors import ConfigurationError
 from airflow_provider_llmops.resources import sample_data_dir
 
+# profiles of thousands of rows and a trained tiny model: in the full suite (CI), not in the quick tier
+pytestmark = pytest.mark.slow
+
 SAMPLES = sample_data_dir()
 NO_EMBEDDINGS = ScoreOptions(embeddings=False)
 

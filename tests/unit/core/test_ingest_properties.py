@@ -22,6 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +31,9 @@ from airflow_provider_llmops.core.data.ingest import IngestResult, ingest
 from airflow_provider_llmops.core.data.sources import SourceBlob
 from airflow_provider_llmops.core.data.store import DatasetStore
 from airflow_provider_llmops.errors import SourceError
+
+# Hypothesis properties over generated files: in the full suite (CI), not in the quick tier
+pytestmark = pytest.mark.slow
 
 DATASET = "prop"
 # a store per example: in memory where the OS offers it, since fsync and rmtree on disk dominate the run time

@@ -42,6 +42,9 @@ from airflow_provider_llmops.errors import ConfigurationError
 from tests.unit.core.test_training import build_tiny_bert, build_tiny_gpt
 from tests.unit.fake_model import _template_db
 
+# tiny models trained and registered, loaded through MLflow: in the full suite (CI), not in the quick tier
+pytestmark = pytest.mark.slow
+
 
 class _Store:
     """The one DatasetStore method training reads: a snapshot's rows as a table."""

@@ -33,6 +33,9 @@ from airflow_provider_llmops.core.model.training import TrainConfig, split_rows,
 from airflow_provider_llmops.errors import ConfigurationError
 from tests.unit.core.test_training import build_tiny_bert, build_tiny_gpt
 
+# ONNX export and ONNX Runtime sessions: in the full suite (CI), not in the quick tier
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def rows(sample_dir: Path) -> list[dict[str, Any]]:

@@ -16,6 +16,9 @@ from airflow_provider_llmops.core.drift.statistics import UNSEEN
 from airflow_provider_llmops.errors import ConfigurationError
 from airflow_provider_llmops.resources import sample_data_dir
 
+# real MiniLM encoder over the shipped samples: in the full suite (CI), not in the quick tier
+pytestmark = pytest.mark.slow
+
 SAMPLES = sample_data_dir()
 
 

@@ -15,6 +15,9 @@ import pytest
 from airflow_provider_llmops.core.model.contract import CHALLENGER, CHAMPION, PREVIOUS, TAG_ALIAS_CLAIM, TAG_ALIAS_EPOCH
 from airflow_provider_llmops.core.model.registry import AliasConflict, ModelRegistry
 
+# two processes racing over many rounds: in the full suite (CI), not in the quick tier
+pytestmark = pytest.mark.slow
+
 MODEL = "race"
 PROMOTE = ({CHAMPION: "2", CHALLENGER: "3"}, {CHAMPION: "3", CHALLENGER: None, PREVIOUS: "2"})
 ROLLBACK = ({CHAMPION: "2", PREVIOUS: "1"}, {CHAMPION: "1", PREVIOUS: None})

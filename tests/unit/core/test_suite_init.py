@@ -70,6 +70,7 @@ def test_partially_labelled_and_unlabelled_references():
     assert e[("expect_table_columns_to_match_set", None)]["kwargs"]["column_set"] == ["id", "text", "tier", "user"]
 
 
+@pytest.mark.slow
 def test_the_profile_validates_its_own_reference_and_catches_a_changed_batch():
     reference = _frame()
     suite = build_suite(reference, "mine", "ref")

@@ -15,6 +15,9 @@ from airflow_provider_llmops.core.model.modeling import load_classifier, load_ge
 from airflow_provider_llmops.core.model.training import TrainConfig, split_of, split_rows, train
 from airflow_provider_llmops.errors import ConfigurationError
 
+# real transformers training of tiny models: in the full suite (CI), not in the quick tier
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def rows(sample_dir: Path) -> list[dict]:

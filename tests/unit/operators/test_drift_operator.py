@@ -54,6 +54,7 @@ def pushgateway(monkeypatch: pytest.MonkeyPatch):
     server.server_close()
 
 
+@pytest.mark.slow
 def test_drift_end_to_end_without_airflow_db(
     allow_tmp: Path, sample_dir: Path, pushgateway, monkeypatch: pytest.MonkeyPatch
 ):
