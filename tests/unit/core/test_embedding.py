@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from airflow_provider_llmops.core.drift.embedding import (
     EmbeddingRules,
@@ -15,6 +16,7 @@ from airflow_provider_llmops.core.drift.embedding import (
 )
 
 
+@pytest.mark.slow
 def test_encoder_gives_normalised_sentence_embeddings():
     vectors = Encoder().encode(["My invoice is wrong", "I was charged twice", "The router keeps rebooting"])
     assert vectors.shape == (3, 384) and vectors.dtype == np.float32

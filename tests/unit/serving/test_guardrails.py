@@ -373,6 +373,7 @@ ADVERSARIAL = {
 }
 
 
+@pytest.mark.slow
 def test_adversarial_100kb_texts_complete_in_linear_time():
     """Each 100 KB text goes through every rule both ways; the regexes are linear (possessive quantifiers, start
     only at run boundaries), so the whole set completes well within the per-test timeout. The check is on work
