@@ -298,6 +298,7 @@ def _demo_loop(args: argparse.Namespace, home: Path, service: Any) -> int:
             failures += _demo_deploy(home, service, candidate, samples / "tickets_batch_drift.jsonl")
     if not args.no_train and not args.no_drift:
         _print_champion(args.model_name, last_drift)
+        failures += _demo_sanity(home)
     print(f"lineage       {embedded.lineage_file(home)} (OpenLineage events, one JSON per line)")
     print(f"audit         {home / 'audit' / 'audit.jsonl'} (verify: {_command_path('llmops')} audit verify)")
     print(f"metrics       {home / 'metrics'} (Prometheus textfiles; set [llmops] pushgateway_url to push)")
@@ -308,7 +309,38 @@ def _demo_loop(args: argparse.Namespace, home: Path, service: Any) -> int:
             f"token: {_command_path('llmops')} token --sub me); inference audit {home / 'serving'}"
         )
     print(f"UI            {_command_path('llmops')} ui   (then http://127.0.0.1:8080)")
+    print("LLMOps view   http://127.0.0.1:8080/plugin/llmops (in the Airflow UI's navigation: LLMOps)")
     return 0 if failures == 0 else 1
+
+
+def _run_built_dag(dag: Any, conf: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    run = dag.test(run_conf=conf)
+    results = {}
+    for ti in run.get_task_instances():
+        results[ti.task_id] = {
+            "state": str(getattr(ti.state, "value", ti.state)),
+            "xcom": ti.xcom_pull(task_ids=ti.task_id),
+            "sanity": ti.xcom_pull(task_ids=ti.task_id, key="sanity_result"),
+        }
+    return str(getattr(run.state, "value", run.state)), results
+
+
+def _demo_sanity(home: Path) -> int:
+    """The nightly sanity checks on the demo's state (while its service still runs). The DAG is built here with no
+    deadline alert: `dag.test()` of Airflow 3.3 cannot finish a run of a DAG that has one."""
+    from airflow_provider_llmops.dags.sanity import build_sanity_dag
+
+    print("[llmops] llmops_nightly_sanity on the demo's state ...", flush=True)
+    state, results = _run_built_dag(build_sanity_dag(deadline_minutes=None), {})
+    print(f"llmops_nightly_sanity: {state}")
+    for task_id, result in results.items():
+        checked = result.get("sanity") or {}
+        if checked:
+            print(f"  {task_id:<11} {'ok  ' if checked.get('ok') else 'FAIL'} {checked.get('message', '')}")
+    report = (results.get("report", {}).get("xcom") or {}).get("html")
+    if report:
+        print(f"  report      {report}")
+    return int(state != "success")
 
 
 # The demo's canary policy: short windows and few requests, so the rollout takes seconds on the embedded default
