@@ -43,7 +43,10 @@ SERVE_OPTIONS: dict[str, tuple[str, str]] = {
     "serve_backend": ("torch", "torch or onnx (ONNX Runtime on the version's ONNX export; torch when it has none)."),
     "serve_poll_interval": ("10", "Seconds between registry polls (aliases and canary share)."),
     "serve_max_batch_size": ("32", "Most texts per forward pass."),
-    "serve_max_wait_ms": ("1", "Most milliseconds a text waits for its batch to fill (batches fill while one runs)."),
+    "serve_max_wait_ms": (
+        "0",
+        "Most milliseconds a text waits for its batch to fill; 0: leave at once (batches fill while one runs).",
+    ),
     "serve_max_queue": ("256", "Most texts waiting per version; past it requests get 503 with Retry-After."),
     "serve_max_body_bytes": ("1048576", "Largest request body (413 above)."),
     "serve_max_text_chars": ("8192", "Longest text or prompt in characters (422 above)."),
@@ -62,6 +65,11 @@ SERVE_OPTIONS: dict[str, tuple[str, str]] = {
         "Queue depth (texts) past which champion traffic goes to the fallback alias. 0: off.",
     ),
     "serve_mirror_fraction": ("1.0", "Share of champion requests mirrored to the canary to measure disagreement."),
+    "serve_threads": (
+        "0",
+        "Intra-op threads of one forward pass (torch and ONNX Runtime). 0: the runtimes' defaults (all cores); "
+        "1 is faster on a small machine shared with other busy processes.",
+    ),
     "serve_jwt_algorithms": ("", "Pinned JWT algorithms (HS256, RS256, ES256...). Empty: HS256 with the local key."),
     "serve_jwt_secret": (
         "",

@@ -26,6 +26,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "serve_quota_chars_per_day": (0, 10**15),
     "serve_fallback_queue_depth": (0, 100_000),
     "serve_mirror_fraction": (0, 1),
+    "serve_threads": (0, 1024),
 }
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off", "")
@@ -40,7 +41,7 @@ class ServeConfig:
     backend: str = "torch"
     poll_interval_s: float = 10.0
     max_batch_size: int = 32
-    max_wait_ms: float = 1.0
+    max_wait_ms: float = 0.0
     max_queue: int = 256
     max_body_bytes: int = 1 << 20
     max_text_chars: int = 8192
@@ -56,6 +57,7 @@ class ServeConfig:
     audit_raw_text: bool = False
     fallback_queue_depth: int = 0
     mirror_fraction: float = 1.0
+    threads: int = 0  # intra-op threads of a forward pass; 0: the runtimes' defaults
 
     @property
     def audit_path(self) -> Path:
@@ -124,4 +126,5 @@ class ServeConfig:
             audit_raw_text=raw_audit in TRUE,
             fallback_queue_depth=int(number("serve_fallback_queue_depth")),
             mirror_fraction=float(number("serve_mirror_fraction", float)),
+            threads=int(number("serve_threads")),
         )

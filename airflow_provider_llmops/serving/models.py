@@ -391,13 +391,16 @@ def _smoke_generator(runtime: Any) -> None:
 class RegistrySource:
     """Desired state and version loading from an MLflow registry (the service's source of truth)."""
 
-    def __init__(self, registry: Any, model_name: str, cache_dir: Path, backend: str = "torch") -> None:
+    def __init__(
+        self, registry: Any, model_name: str, cache_dir: Path, backend: str = "torch", threads: int | None = None
+    ) -> None:
         if backend not in ("torch", "onnx"):
             raise LLMOpsError(f"unknown serving backend {backend!r}; use torch or onnx")
         self.registry = registry
         self.model_name = model_name
         self.cache_dir = Path(cache_dir)
         self.backend = backend
+        self.threads = threads  # ONNX Runtime intra-op threads (None: its default); torch's are set per process
 
     def desired(self) -> Desired:
         from airflow_provider_llmops.core.model.contract import CANARY, CHAMPION, FALLBACK, TAG_CANARY_SHARE
@@ -427,7 +430,7 @@ class RegistrySource:
             if onnx_file is not None:
                 from airflow_provider_llmops.core.model.onnx_runtime import load_onnx_classifier
 
-                return load_onnx_classifier(model_dir, onnx_file), CLASSIFIER, "onnx"
+                return load_onnx_classifier(model_dir, onnx_file, intra_op_threads=self.threads), CLASSIFIER, "onnx"
             log.warning("version %s has no ONNX export; serving it with torch", version)
         return modeling.load_classifier(model_dir), CLASSIFIER, "torch"
 

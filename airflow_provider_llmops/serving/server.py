@@ -63,7 +63,9 @@ def build_services(config: ServeConfig, registry: Any = None, source: Any = None
     metrics = ServeMetrics()
     if source is None:
         registry = registry if registry is not None else open_registry()
-        source = RegistrySource(registry, config.model_name, config.cache_dir, backend=config.backend)
+        source = RegistrySource(
+            registry, config.model_name, config.cache_dir, backend=config.backend, threads=config.threads or None
+        )
     breaker = CircuitBreaker(
         "registry", failure_threshold=5, reset_timeout_s=max(30.0, config.poll_interval_s * 3),
         on_change=lambda name, old, new: metrics.circuit_changed(name, new),
@@ -111,6 +113,7 @@ def run(config: ServeConfig, services: Any = None, *, log_level: str = "info") -
 
     from airflow_provider_llmops.serving.app import create_app
 
+    set_forward_threads(config.threads)
     services = services or build_services(config)
     app = create_app(services)
     scheme = "https" if config.tls_cert else "http"
@@ -131,6 +134,7 @@ def run_worker(config: ServeConfig, *, poll_s: float = 1.0, max_jobs: int | None
 
     if not config.redis_url:
         raise ConfigurationError("llmops serve --worker needs [llmops] serve_redis_url")
+    set_forward_threads(config.threads)
     services = build_services(config)
     queue = RedisJobQueue(config.redis_url, namespace=f"llmops:{config.model_name}", max_texts=config.max_texts)
     stop = threading.Event()
@@ -154,6 +158,17 @@ def run_worker(config: ServeConfig, *, poll_s: float = 1.0, max_jobs: int | None
     loop.run_until_complete(manager.aclose())
     loop.close()
     return 0
+
+
+def set_forward_threads(threads: int) -> None:
+    """torch's intra-op threads for this process (0: leave torch's default), set in the main thread before any worker
+    thread exists: a thread that already ran a torch op keeps the count it started with, later ones take this one.
+    On 2 busy cores 1 thread answered 3-6x faster than 2 (a 2-thread forward waits at every barrier for a thread
+    another process has descheduled); on 2 idle cores 2 threads were 1.7x faster (benchmarks/bench_serve.py)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
 
 
 def default_token_path(home: Path) -> Path:
