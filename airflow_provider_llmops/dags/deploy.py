@@ -89,7 +89,8 @@ def build_deploy_dag(
     `policy` is the canary policy (CanaryPolicy fields; default `[llmops] deploy_policy`, else the built-in
     defaults); the `policy` Param may only tighten it unless `allow_policy_override`. `serve_url` /
     `serve_conn_id`: see DeployModelOperator. `on_rollback`: notifiers (e.g. `SmtpNotifier`, `SlackNotifier`) or
-    callables run when the deploy task fails, which it does after every rollback."""
+    callables run when the deploy task fails, which it does after every rollback; default a `WebhookNotifier` when
+    `[llmops] alert_webhook_url` is set."""
     from airflow_provider_llmops.core.governance.deploy_job import CanaryPolicy
     from airflow_provider_llmops.settings import load_settings
 
@@ -107,6 +108,10 @@ def build_deploy_dag(
         render_template_as_native_obj=True,  # the policy Param stays a dict
         **dag_kwargs,
     ) as dag:
+        if on_rollback is None and settings.alert_webhook_url:
+            from airflow_provider_llmops.notifications.webhook import WebhookNotifier
+
+            on_rollback = WebhookNotifier(title=f"LLMOps: canary of {model_name} rolled back")
         callbacks = (
             None if on_rollback is None else list(on_rollback) if isinstance(on_rollback, Sequence) else [on_rollback]
         )

@@ -90,7 +90,7 @@ def build_services(config: ServeConfig, registry: Any = None, source: Any = None
     if config.redis_url:
         from airflow_provider_llmops.serving.jobs import RedisJobQueue
 
-        jobs = RedisJobQueue(config.redis_url, namespace=f"llmops:{config.model_name}", max_texts=config.max_texts)
+        jobs = RedisJobQueue(config.redis_url, namespace=f"llmops.{config.model_name}", max_texts=config.max_texts)
     writer = canary_share_writer(source.registry, config.model_name) if hasattr(source, "registry") else None
     return Services(config, manager, verifier, metrics, guardrails, quotas, audit, jobs, writer)
 
@@ -136,7 +136,7 @@ def run_worker(config: ServeConfig, *, poll_s: float = 1.0, max_jobs: int | None
         raise ConfigurationError("llmops serve --worker needs [llmops] serve_redis_url")
     set_forward_threads(config.threads)
     services = build_services(config)
-    queue = RedisJobQueue(config.redis_url, namespace=f"llmops:{config.model_name}", max_texts=config.max_texts)
+    queue = RedisJobQueue(config.redis_url, namespace=f"llmops.{config.model_name}", max_texts=config.max_texts)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -341,3 +341,51 @@ def test_a_causal_lm_registered_by_the_pipeline_generates_through_the_service(
         assert {d["rule"] for d in body["guardrails"]["input"]["decisions"]} == {"pii_email"}
         assert client.post("/v1/predict", json={"text": "x"}, headers=headers).status_code == 422
     assert [r["data"]["route"] for r in records(cfg.audit_path)] == ["/v1/generate"]
+
+
+def test_jobs_queued_on_redis_are_answered_by_a_worker_process(world):
+    """`POST /v1/jobs` on a service with Redis, drained by `llmops serve --worker` (a separate process with the same
+    registry and models); a client reads only its own jobs."""
+    registry, root = world["registry"], world["root"]
+    namespace_db = "redis://127.0.0.1:6379/0"
+    home, port = root / "home-jobs", _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__LLMOPS__")}
+    env.pop("AIRFLOW_HOME", None)
+    env.update({
+        "LLMOPS_HOME": str(home), "HF_HUB_OFFLINE": "1", "AIRFLOW__LLMOPS__MLFLOW_TRACKING_URI": registry.tracking_uri,
+        "AIRFLOW__LLMOPS__MODEL_NAME": MODEL, "AIRFLOW__LLMOPS__SERVE_POLL_INTERVAL": "1",
+        "AIRFLOW__LLMOPS__SERVE_JWT_SECRET": SECRET, "AIRFLOW__LLMOPS__SERVE_REDIS_URL": namespace_db,
+    })  # fmt: skip
+    cli = [sys.executable, "-m", "airflow_provider_llmops.cli", "serve"]
+    server = subprocess.Popen([*cli, "--port", str(port)], env=env, stdout=open(root / "jobs-serve.log", "wb"),
+                              stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    worker = subprocess.Popen([*cli, "--worker"], env=env, stdout=open(root / "jobs-worker.log", "wb"),
+                              stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(lambda: _serving(url).get("champion") is not None, 120, root / "jobs-serve.log")
+        queued = httpx.post(f"{url}/v1/jobs", json={"texts": world["texts"][:3]}, headers=world["predict"], timeout=30)
+        assert queued.status_code == 202, queued.text
+        job_id = queued.json()["job_id"]
+        result: dict[str, Any] = {}
+
+        def done() -> bool:
+            result.update(httpx.get(f"{url}/v1/jobs/{job_id}", headers=world["predict"], timeout=10).json())
+            return result.get("status") in ("done", "failed")
+
+        _wait(done, 120, root / "jobs-worker.log")
+        assert result["status"] == "done", result
+        labels = [answer["label"] for answer in result["result"]]
+        assert len(labels) == 3 and {a["model_version"] for a in result["result"]} == {_serving(url)["champion"]}
+        other = {"Authorization": f"Bearer {mint_token(_auth(), 'someone-else', ['predict'])}"}
+        assert httpx.get(f"{url}/v1/jobs/{job_id}", headers=other, timeout=10).status_code == 404
+        assert httpx.get(f"{url}/v1/jobs/not-a-job", headers=world["predict"], timeout=10).status_code == 404
+    finally:
+        for process in (server, worker):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+def _auth() -> AuthConfig:
+    return AuthConfig(algorithms=("HS256",), issuer="llmops-local", audience="llmops-serve", secret=SECRET)

@@ -176,3 +176,14 @@ def test_factory_choices(home: Path):
 
     dag = build_sanity_dag("sanity_hourly", schedule="@hourly", checks=["freshness"], deadline_minutes=None)
     assert [t.task_id for t in dag.tasks] == ["freshness", "report"] and not dag.deadline
+
+
+def test_the_deploy_dag_alerts_the_configured_webhook_on_rollback(monkeypatch: pytest.MonkeyPatch):
+    from airflow_provider_llmops.dags.deploy import build_deploy_dag
+    from airflow_provider_llmops.notifications.webhook import WebhookNotifier
+
+    monkeypatch.delenv("AIRFLOW__LLMOPS__ALERT_WEBHOOK_URL", raising=False)
+    assert not build_deploy_dag(dag_id="d1").get_task("deploy").on_failure_callback
+    monkeypatch.setenv("AIRFLOW__LLMOPS__ALERT_WEBHOOK_URL", "http://127.0.0.1:9/alerts")
+    callbacks = build_deploy_dag(dag_id="d2").get_task("deploy").on_failure_callback
+    assert [type(c) for c in callbacks] == [WebhookNotifier] and "rolled back" in callbacks[0].title
