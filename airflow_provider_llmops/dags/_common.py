@@ -58,14 +58,16 @@ def provider_dag(
     start_date: datetime | None,
     tags: list[str] | None,
     max_age: timedelta | None = None,
+    record_outcome: bool = True,
     **dag_kwargs: Any,
 ) -> DAG:
     """A DAG with the provider's defaults: no catch-up, one active run at a time (stages that write aliases or
     snapshots must not overlap), tag `llmops`, a fixed start date unless given, and callbacks that push each run's
     outcome to Prometheus (`max_age`: how long the DAG may go without a success before LLMOpsPipelineStale fires;
     None for DAGs that run on events)."""
-    dag_kwargs["on_success_callback"] = _with(record_run(True, max_age), dag_kwargs.get("on_success_callback"))
-    dag_kwargs["on_failure_callback"] = _with(record_run(False), dag_kwargs.get("on_failure_callback"))
+    if record_outcome:
+        dag_kwargs["on_success_callback"] = _with(record_run(True, max_age), dag_kwargs.get("on_success_callback"))
+        dag_kwargs["on_failure_callback"] = _with(record_run(False), dag_kwargs.get("on_failure_callback"))
     return DAG(
         dag_id=dag_id,
         schedule=schedule,

@@ -96,11 +96,14 @@ def world(tmp_path_factory: pytest.TempPathFactory, sample_dir: Path, test_home:
     base = build_tiny_bert(root / "tiny-bert", layers=1)
     versions = {"v1": _register(registry, root, rows, "a", base)}
     versions["same"] = _register(registry, root, rows, "b", base)  # same data and seed: answers like v1
-    # labels rotated: the same texts, other answers (a canary that disagrees with the champion)
-    labels = sorted({str(r["label"]) for r in rows})
-    rotate = dict(zip(labels, labels[1:] + labels[:1], strict=True))
-    rotated = [{**r, "label": rotate[str(r["label"])]} for r in rows]
-    versions["other"] = _register(registry, root, rotated, "c", base, max_steps=24, learning_rate=5e-3, epochs=3)
+    # the same weights with the label names rotated: every answer names another label (a canary that disagrees)
+    other = root / "other"
+    shutil.copytree(registry_model_dir(registry, versions["v1"], root), other)
+    label_file = other / "label_map.json"
+    label_map = json.loads(label_file.read_text())
+    label_map["labels"] = label_map["labels"][1:] + label_map["labels"][:1]
+    label_file.write_text(json.dumps(label_map))
+    versions["other"] = registry.register(MODEL, str(other), None, {}).version
     from airflow_provider_llmops.core.model.modeling import load_classifier
 
     texts = [str(r["text"]) for r in rows[:60]]
